@@ -1,0 +1,50 @@
+# Two commands do everything on a fresh Debian machine (as root):
+#   make rehearsal   set up (venv, Docker engine, images) and run the full local rollout rehearsal
+#   make test        set up and run every test suite
+SHELL := /bin/bash
+PYTHON ?= python3
+INVENTORY ?= inventories/local
+# The venv is keyed by the pinned requirements, so a cached one is reused only while the pins are the same.
+REQ_HASH := $(shell cat requirements.txt router_app/requirements.txt | sha256sum | cut -c1-12)
+VENV ?= $(HOME)/.cache/msgroute-rollout/venv-$(REQ_HASH)
+export PATH := $(VENV)/bin:$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+PYTEST_ARGS ?=
+
+.PHONY: venv prepare rehearsal test lint unit integration molecule clean-venv
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt router_app/requirements.txt
+	@echo "== creating $(VENV)"
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -r requirements.txt
+	touch $@
+
+prepare: venv
+	ansible-playbook -i $(INVENTORY) playbooks/prepare.yml
+
+rehearsal: prepare
+	ansible-playbook -i $(INVENTORY) playbooks/rehearsal.yml
+
+lint: venv
+	ruff check .
+	ruff format --check .
+	ansible-lint --offline
+
+unit: venv
+	pytest -q tests/unit $(PYTEST_ARGS)
+
+integration: prepare
+	pytest -q tests/integration $(PYTEST_ARGS)
+
+molecule: prepare
+	cd roles/router && molecule test
+
+test: prepare lint
+	pytest tests/unit tests/integration $(PYTEST_ARGS)
+	cd roles/router && molecule test
+
+clean-venv:
+	rm -rf $(VENV)

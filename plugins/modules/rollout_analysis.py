@@ -1,0 +1,506 @@
+"""Ansible module: the SLA analysis gate run after every traffic step. Argument parsing, the
+measure-sleep loop and I/O only; every decision is in module_utils/analysis.py."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: rollout_analysis
+short_description: Measure the new routers and decide whether a rollout step may proceed
+version_added: "1.0.0"
+description:
+  - Takes O(count) measurements of the new router instances, one every O(interval) seconds, and decides
+    the step with Argo Rollouts analysis semantics - V(Successful), V(Failed), V(Inconclusive) or V(Error).
+  - Each measurement compares p95 latency, success rate, resident memory and, optionally, open circuit
+    breakers with the thresholds of O(phase), overridden by O(thresholds).
+  - With O(provider=web) every target's C(/metrics) is scraped before and after each interval; counters
+    are differenced per target and summed over targets before the p95 is taken, as Prometheus'
+    C(histogram_quantile) does over the C(sum by le) of the bucket rates.
+  - With O(provider=prometheus) the same figures are queried from a Prometheus server with PromQL over
+    O(window).
+  - The task fails unless the verdict is V(Successful); the result then still carries every measurement,
+    so a rescue block can write down the rollback decision.
+  - The module only reads, so it runs unchanged in check mode and never reports a change.
+author:
+  - msgroute maintainers
+requirements:
+  - prometheus_client (for O(provider=web))
+options:
+  provider:
+    description:
+      - Where measurements come from.
+      - V(web) scrapes the routers' C(/metrics) endpoints listed in O(targets).
+      - V(prometheus) queries O(prometheus_url).
+    type: str
+    choices: [web, prometheus]
+    default: web
+  targets:
+    description:
+      - URLs of the new routers' C(/metrics) endpoints, for example C(http://10.0.0.5:8080/metrics).
+      - Required with O(provider=web). A target that cannot be scraped makes the measurement an V(Error).
+    type: list
+    elements: str
+  prometheus_url:
+    description:
+      - Base URL of the Prometheus server, for example C(http://prometheus:9090).
+      - Required with O(provider=prometheus).
+    type: str
+  selector:
+    description:
+      - Label matchers (label name to exact value) that select the new routers' series in Prometheus,
+        for example C(job=msgroute-router) and C(track=new).
+    type: dict
+    default: {}
+  window:
+    description:
+      - PromQL range of each query, for example V(2m).
+      - Defaults to O(interval) rounded up to whole seconds, but at least V(60s) so that C(rate) sees
+        several scrapes.
+    type: str
+  phase:
+    description:
+      - Rollout phase whose default thresholds apply.
+      - V(shadow) 45 ms p95, 98.5 % success; V(partial) 48 ms, 99 %; V(full) 50 ms, 99.13 %;
+        128 MB memory and 20 requests minimum volume in every phase.
+    type: str
+    required: true
+    choices: [shadow, partial, full]
+  thresholds:
+    description:
+      - Overrides of the phase's thresholds. Unknown keys and bad values fail the task before anything is
+        measured.
+      - C(max_p95_ms) (number > 0) - highest acceptable p95 latency in milliseconds.
+      - C(min_success_rate) (0-100) - lowest acceptable percentage of requests not in a failure class.
+      - C(max_memory_mb) (number > 0, or null to skip) - highest acceptable resident memory of any router
+        in MiB.
+      - C(min_requests) (whole number) - requests a measurement needs before latency and success rate are
+        judged; fewer makes it V(Inconclusive).
+      - C(no_data) (V(inconclusive), V(fail) or V(pass)) - what a value that cannot be computed means.
+      - C(max_open_breakers) (whole number, or null to skip; default null) - most circuit breakers allowed
+        open.
+    type: dict
+    default: {}
+  metric_names:
+    description:
+      - Names of the router metrics read by the gate.
+    type: dict
+    default: {}
+    suboptions:
+      histogram:
+        description: Request duration histogram, in seconds.
+        type: str
+        default: msgroute_request_duration_seconds
+      requests:
+        description: Request counter, labelled with the status class.
+        type: str
+        default: msgroute_requests_total
+      memory:
+        description: Resident memory gauge, in bytes.
+        type: str
+        default: process_resident_memory_bytes
+      breaker:
+        description:
+          - Circuit breaker state gauge (0 closed, 1 half-open, 2 open).
+          - An empty string ignores breakers.
+        type: str
+        default: msgroute_breaker_state
+      status_label:
+        description: Label of the request counter that holds the status class.
+        type: str
+        default: status_class
+      failure_classes:
+        description: Status classes that count as failed requests.
+        type: list
+        elements: str
+        default: ['5xx']
+  interval:
+    description: Seconds between measurements; each measurement covers one interval.
+    type: float
+    default: 10.0
+  count:
+    description: Number of measurements, not counting V(Error) ones, which are retried.
+    type: int
+    default: 3
+  initial_delay:
+    description: Seconds to wait before the first scrape or query, to let traffic settle after a change.
+    type: float
+    default: 0.0
+  failure_limit:
+    description:
+      - The run fails when more measurements than this are V(Failed).
+      - V(-1) switches the limit off and needs O(consecutive_success_limit).
+    type: int
+    default: 0
+  inconclusive_limit:
+    description: The run is V(Inconclusive) when more measurements than this are V(Inconclusive).
+    type: int
+    default: 0
+  consecutive_error_limit:
+    description: The run is an V(Error) when more measurements than this in a row are V(Error).
+    type: int
+    default: 4
+  consecutive_success_limit:
+    description:
+      - Stop early and succeed after this many V(Successful) measurements in a row; V(0) switches it off.
+      - When set, reaching O(count) without that streak is V(Inconclusive) (V(Failed) with
+        O(failure_limit=-1)).
+    type: int
+    default: 0
+  timeout:
+    description: Seconds allowed for each scrape or query.
+    type: float
+    default: 10.0
+  validate_certs:
+    description: Verify TLS certificates of HTTPS targets and Prometheus.
+    type: bool
+    default: true
+notes:
+  - Measurements are always taken, also in check mode, since nothing is changed.
+seealso:
+  - name: Argo Rollouts analysis
+    description: The semantics of count, failureLimit, inconclusiveLimit and consecutiveErrorLimit.
+    link: https://argo-rollouts.readthedocs.io/en/stable/features/analysis/
+"""
+
+EXAMPLES = r"""
+- name: Gate the 25 % step on the new routers' own metrics
+  msgroute.rollout.rollout_analysis:
+    phase: partial
+    targets:
+      - http://10.0.0.11:8080/metrics
+      - http://10.0.0.12:8080/metrics
+    interval: 15
+    count: 4
+    failure_limit: 1
+  register: gate
+
+- name: Gate the full cut-over through Prometheus, stopping after three good measurements in a row
+  msgroute.rollout.rollout_analysis:
+    provider: prometheus
+    prometheus_url: http://prometheus:9090
+    selector:
+      job: msgroute-router
+      track: new
+    window: 2m
+    phase: full
+    interval: 30
+    count: 10
+    consecutive_success_limit: 3
+
+- name: Shadow gate with a stricter latency budget and a failure on missing data
+  msgroute.rollout.rollout_analysis:
+    phase: shadow
+    targets: "{{ groups['routers_new'] | map('regex_replace', '^(.*)$', 'http://\\1:8080/metrics') | list }}"
+    thresholds:
+      max_p95_ms: 40
+      min_requests: 50
+      no_data: fail
+  register: shadow_gate
+  ignore_errors: true
+
+- name: Record why the gate decided as it did
+  ansible.builtin.copy:
+    content: "{{ {'verdict': shadow_gate.verdict, 'message': shadow_gate.message,
+                  'measurements': shadow_gate.measurements} | to_nice_json }}"
+    dest: /var/lib/msgroute/rollback_decision.json
+    mode: "0644"
+  when: shadow_gate.verdict != 'Successful'
+"""
+
+RETURN = r"""
+verdict:
+  description: Outcome of the run.
+  returned: always
+  type: str
+  sample: Failed
+message:
+  description: One line naming the deciding rule and, unless successful, the metric, threshold and measured
+    value of the measurements behind it.
+  returned: always
+  type: str
+  sample: "Failed: failed (1) > failure_limit (0); measurement 2/2: p95 latency 83.1 ms > threshold 48 ms"
+phase:
+  description: The phase whose thresholds were applied.
+  returned: always
+  type: str
+  sample: partial
+provider:
+  description: Where the measurements came from.
+  returned: always
+  type: str
+  sample: web
+thresholds:
+  description: The effective thresholds, phase defaults merged with O(thresholds).
+  returned: always
+  type: dict
+  sample:
+    max_p95_ms: 48.0
+    min_success_rate: 99.0
+    max_memory_mb: 128.0
+    min_requests: 20
+    no_data: inconclusive
+    max_open_breakers: null
+counts:
+  description: Measurements by verdict; C(count) excludes errors, as in Argo Rollouts.
+  returned: always
+  type: dict
+  sample: {count: 2, successful: 1, failed: 1, inconclusive: 0, errors: 0, consecutive_errors: 0}
+measurements:
+  description: Every measurement taken, in order.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    verdict:
+      description: V(Successful), V(Failed), V(Inconclusive) or V(Error).
+      type: str
+    reasons:
+      description: Breaches, missing data or errors, each naming metric, threshold and value.
+      type: list
+      elements: str
+    requests:
+      description: Requests counted in the interval (mirrored and live).
+      type: float
+    p95_ms:
+      description: p95 latency over all targets in milliseconds.
+      type: float
+    success_rate:
+      description: Percentage of requests not in a failure class.
+      type: float
+    memory_mb:
+      description: Largest resident memory of any target in MiB.
+      type: float
+    breaker_open:
+      description: Open circuit breakers (with O(provider=prometheus), 1 if any is open).
+      type: int
+    started_at:
+      description: ISO 8601 UTC start of the interval.
+      type: str
+    finished_at:
+      description: ISO 8601 UTC end of the interval.
+      type: str
+  sample:
+    - verdict: Successful
+      reasons: []
+      requests: 1200
+      p95_ms: 31.4
+      success_rate: 99.917
+      memory_mb: 61.2
+      breaker_open: 0
+      started_at: "2025-01-01T10:00:00.000+00:00"
+      finished_at: "2025-01-01T10:00:10.004+00:00"
+window:
+  description: PromQL range used by the queries.
+  returned: when O(provider=prometheus)
+  type: str
+  sample: 60s
+queries:
+  description: The PromQL queries, by measured figure.
+  returned: when O(provider=prometheus)
+  type: dict
+  sample:
+    requests: sum(increase(msgroute_requests_total{job="router"}[60s]))
+"""
+
+import dataclasses
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.msgroute.rollout.plugins.module_utils import http
+from ansible_collections.msgroute.rollout.plugins.module_utils.analysis import (
+    PHASES,
+    SUCCESSFUL,
+    AnalysisRun,
+    Measurement,
+    MetricNames,
+    PrometheusQueryError,
+    Thresholds,
+    default_window,
+    error_measurement,
+    evaluate_run,
+    measure_from_prometheus,
+    measure_from_scrapes,
+    parse_prometheus_vector,
+    prometheus_queries,
+    resolve_thresholds,
+    should_stop,
+)
+from ansible_collections.msgroute.rollout.plugins.module_utils.promtext import (
+    ACCEPT_HEADER,
+    HAS_PROMETHEUS_CLIENT,
+    PROMETHEUS_CLIENT_IMPORT_ERROR,
+)
+
+_RUN = AnalysisRun()
+DEFAULT_TIMEOUT = 10.0
+COUNT_FIELDS = ("count", "successful", "failed", "inconclusive", "errors", "consecutive_errors")
+_NAMES = MetricNames()
+
+
+def argument_spec() -> dict[str, Any]:
+    """Defaults come from the dataclasses in module_utils, so they are written down once."""
+    return {
+        "provider": {"type": "str", "choices": ["web", "prometheus"], "default": "web"},
+        "targets": {"type": "list", "elements": "str"},
+        "prometheus_url": {"type": "str"},
+        "selector": {"type": "dict", "default": {}},
+        "window": {"type": "str"},
+        "phase": {"type": "str", "required": True, "choices": list(PHASES)},
+        "thresholds": {"type": "dict", "default": {}},
+        "metric_names": {
+            "type": "dict",
+            "default": {},
+            "options": {
+                "histogram": {"type": "str", "default": _NAMES.histogram},
+                "requests": {"type": "str", "default": _NAMES.requests},
+                "memory": {"type": "str", "default": _NAMES.memory},
+                "breaker": {"type": "str", "default": _NAMES.breaker},
+                "status_label": {"type": "str", "default": _NAMES.status_label},
+                "failure_classes": {
+                    "type": "list",
+                    "elements": "str",
+                    "default": list(_NAMES.failure_classes),
+                },
+            },
+        },
+        "interval": {"type": "float", "default": _RUN.interval},
+        "count": {"type": "int", "default": _RUN.count},
+        "initial_delay": {"type": "float", "default": _RUN.initial_delay},
+        "failure_limit": {"type": "int", "default": _RUN.failure_limit},
+        "inconclusive_limit": {"type": "int", "default": _RUN.inconclusive_limit},
+        "consecutive_error_limit": {"type": "int", "default": _RUN.consecutive_error_limit},
+        "consecutive_success_limit": {"type": "int", "default": _RUN.consecutive_success_limit},
+        "timeout": {"type": "float", "default": DEFAULT_TIMEOUT},
+        "validate_certs": {"type": "bool", "default": True},
+    }
+
+
+def _measure_loop(
+    measure: Callable[[], Measurement],
+    run: AnalysisRun,
+    sleep: Callable[[float], None],
+    clock: Callable[[], float],
+) -> list[Measurement]:
+    """Sleep an interval, measure, until the run is decided (which bounds the loop: see AnalysisRun)."""
+    measurements: list[Measurement] = []
+    while not should_stop(measurements, run):
+        started = clock()
+        sleep(run.interval)
+        measurement = measure()
+        measurement.started_at, measurement.finished_at = started, clock()
+        measurements.append(measurement)
+    return measurements
+
+
+def _web_measure(
+    params: dict[str, Any], thresholds: Thresholds, names: MetricNames, fetch_text: Callable[..., str]
+) -> Callable[[], Measurement]:
+    """Each call scrapes every target once; the previous good scrape of a target is its baseline."""
+    targets: list[str] = params["targets"]
+
+    def scrape() -> dict[str, str | BaseException]:
+        scrapes: dict[str, str | BaseException] = {}
+        for target in targets:
+            try:
+                scrapes[target] = fetch_text(
+                    target, params["timeout"], {"Accept": ACCEPT_HEADER}, params["validate_certs"]
+                )
+            except http.FetchError as exc:
+                scrapes[target] = exc
+        return scrapes
+
+    baseline = scrape()
+
+    def measure() -> Measurement:
+        current = scrape()
+        measurement = measure_from_scrapes(baseline, current, thresholds, names)
+        for target, text in current.items():
+            if isinstance(text, str):
+                baseline[target] = text
+        return measurement
+
+    return measure
+
+
+def _prometheus_measure(
+    params: dict[str, Any], thresholds: Thresholds, queries: dict[str, str], fetch_json: Callable[..., Any]
+) -> Callable[[], Measurement]:
+    """Each call asks Prometheus every query once; any failed query makes the measurement an Error."""
+    url = params["prometheus_url"].rstrip("/") + "/api/v1/query"
+
+    def measure() -> Measurement:
+        results: dict[str, float | None] = {}
+        for key, query in queries.items():
+            try:
+                answer = fetch_json(url, {"query": query}, params["timeout"], params["validate_certs"])
+                results[key] = parse_prometheus_vector(answer)
+            except (http.FetchError, PrometheusQueryError) as exc:
+                return error_measurement([f"{key} query failed: {exc}"])
+        return measure_from_prometheus(results, thresholds)
+
+    return measure
+
+
+def main(
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.time,
+    fetch_text: Callable[..., str] = http.fetch_text,
+    fetch_json: Callable[..., Any] = http.fetch_json,
+) -> None:
+    """Entry point; tests pass fake sleep, clock and fetchers to run the loop without waiting."""
+    module = AnsibleModule(
+        argument_spec=argument_spec(),
+        required_if=[("provider", "web", ["targets"]), ("provider", "prometheus", ["prometheus_url"])],
+        supports_check_mode=True,
+    )
+    params = module.params
+    if params["provider"] == "web" and not HAS_PROMETHEUS_CLIENT:
+        module.fail_json(
+            msg=missing_required_lib("prometheus_client"), exception=PROMETHEUS_CLIENT_IMPORT_ERROR
+        )
+    if params["provider"] == "web" and not params["targets"]:
+        module.fail_json(msg="targets: at least one /metrics URL is needed with provider=web")
+    if params["timeout"] <= 0:
+        module.fail_json(msg=f"timeout: must be > 0 seconds, got {params['timeout']}")
+    names_args = dict(params["metric_names"], breaker=params["metric_names"]["breaker"] or None)
+    run_args = {f.name: params[f.name] for f in dataclasses.fields(AnalysisRun)}
+    prometheus = params["provider"] == "prometheus"
+    try:
+        thresholds = resolve_thresholds(params["phase"], params["thresholds"])
+        names = MetricNames(**names_args)
+        run = AnalysisRun(**run_args)
+        window = params["window"] or default_window(run.interval)
+        queries = prometheus_queries(params["selector"], window, names) if prometheus else {}
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
+
+    result: dict[str, Any] = {
+        "changed": False,
+        "phase": params["phase"],
+        "provider": params["provider"],
+        "thresholds": thresholds.to_dict(),
+    }
+    if prometheus:
+        result.update(window=window, queries=queries)
+    sleep(run.initial_delay)
+    if prometheus:
+        measure = _prometheus_measure(params, thresholds, queries, fetch_json)
+    else:
+        measure = _web_measure(params, thresholds, names, fetch_text)
+
+    outcome = evaluate_run(_measure_loop(measure, run, sleep, clock), run)
+    result.update(
+        verdict=outcome.verdict,
+        message=outcome.message,
+        measurements=outcome.history,
+        counts={key: getattr(outcome, key) for key in COUNT_FIELDS},
+    )
+    if outcome.verdict != SUCCESSFUL:
+        module.fail_json(msg=outcome.message, **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,425 @@
+"""rollout_analysis end to end through AnsibleModule: fake fetchers and sleep for the loop, and a real
+local HTTP server for the collection's HTTP helper."""
+
+import http.server
+import itertools
+import json
+import math
+import threading
+import urllib.parse
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import yaml
+from ansible.module_utils.testing import patch_module_args
+from ansible_collections.msgroute.rollout.plugins.module_utils import http as msg_http
+from ansible_collections.msgroute.rollout.plugins.module_utils.analysis import (
+    PHASES,
+    AnalysisRun,
+    MetricNames,
+)
+from ansible_collections.msgroute.rollout.plugins.modules import rollout_analysis
+
+BOUNDS = (0.005, 0.045, 0.048, 0.05, 0.1, math.inf)
+MIB = 1024 * 1024
+
+
+@dataclass
+class Traffic:
+    """Requests served in one interval: ``fast`` under 45 ms, ``slow`` in (50, 100] ms."""
+
+    fast: int
+    slow: int = 0
+    errors: int = 0  # of all requests, how many answered 5xx
+    scrape_error: Exception | None = None  # traffic is served, but the scrape after it fails
+
+
+class Router:
+    """Successive /metrics texts of one router: a baseline, then one per interval (or an exception)."""
+
+    def __init__(self, intervals: list[Traffic | Exception], memory_mb: float = 40) -> None:
+        self.buckets = dict.fromkeys(BOUNDS, 0)
+        self.status = {"2xx": 0, "5xx": 0}
+        self.memory_mb = memory_mb
+        self.responses: list[str | Exception] = [self.text()]
+        for interval in intervals:
+            if isinstance(interval, Exception):
+                self.responses.append(interval)
+                continue
+            for bound in BOUNDS:
+                self.buckets[bound] += interval.fast if bound >= 0.045 else 0
+                self.buckets[bound] += interval.slow if bound >= 0.1 else 0
+            total = interval.fast + interval.slow
+            self.status["2xx"] += total - interval.errors
+            self.status["5xx"] += interval.errors
+            self.responses.append(interval.scrape_error or self.text())
+
+    def text(self) -> str:
+        lines = ["# TYPE msgroute_request_duration_seconds histogram"]
+        for bound, count in self.buckets.items():
+            le = "+Inf" if bound == math.inf else repr(bound)
+            lines.append(f'msgroute_request_duration_seconds_bucket{{le="{le}"}} {count}')
+        lines.append("# TYPE msgroute_requests_total counter")
+        for status, count in self.status.items():
+            lines.append(f'msgroute_requests_total{{mirrored="false",status_class="{status}"}} {count}')
+        lines.append(f"process_resident_memory_bytes {self.memory_mb * MIB}")
+        return "\n".join(lines) + "\n"
+
+
+@dataclass
+class Fleet:
+    """A fake fetch_text over several routers; scraping more often than scripted is a test failure."""
+
+    routers: dict[str, Router]
+    calls: list[tuple[str, dict]] = field(default_factory=list)
+
+    def fetch_text(
+        self, url: str, timeout: float, headers: dict | None = None, validate_certs: bool = True
+    ) -> str:
+        self.calls.append((url, dict(headers or {})))
+        responses = self.routers[url].responses
+        assert responses, f"{url} scraped more often than the test scripted"
+        response = responses.pop(0)
+        if isinstance(response, Exception):
+            raise response
+        return response
+
+
+@dataclass
+class Sleeper:
+    slept: list[float] = field(default_factory=list)
+
+    def __call__(self, seconds: float) -> None:
+        self.slept.append(seconds)
+
+
+def unreachable(url: str) -> msg_http.FetchError:
+    return msg_http.FetchError(url, "[Errno 111] Connection refused")
+
+
+def run_module(args: dict[str, Any], capsys: pytest.CaptureFixture, **deps: Any) -> tuple[int, dict]:
+    deps.setdefault("sleep", Sleeper())
+    deps.setdefault("clock", itertools.count(1_700_000_000, 5).__next__)
+    with patch_module_args(args), pytest.raises(SystemExit) as exited:
+        rollout_analysis.main(**deps)
+    return exited.value.code, json.loads(capsys.readouterr().out)
+
+
+R1, R2 = "http://10.0.0.11:8080/metrics", "http://10.0.0.12:8080/metrics"
+
+
+def web_args(**extra: Any) -> dict[str, Any]:
+    return {"phase": "partial", "targets": [R1, R2], **extra}
+
+
+# --------------------------------------------------------------------------------------------- verdicts
+
+
+def test_successful_run_reports_every_measurement(capsys: pytest.CaptureFixture) -> None:
+    fleet = Fleet({R1: Router([Traffic(100)] * 3), R2: Router([Traffic(60)] * 3)})
+    sleeper = Sleeper()
+    rc, result = run_module(web_args(initial_delay=5), capsys, fetch_text=fleet.fetch_text, sleep=sleeper)
+    assert rc == 0
+    assert result["verdict"] == "Successful"
+    assert result["changed"] is False
+    assert [m["requests"] for m in result["measurements"]] == [160, 160, 160]
+    assert result["thresholds"]["max_p95_ms"] == 48.0
+    assert result["counts"]["successful"] == 3
+    assert sleeper.slept == [5.0, 10.0, 10.0, 10.0]
+    # Every scrape asks for the classic text format, which is what promtext parses.
+    assert all(headers["Accept"].startswith("text/plain") for _, headers in fleet.calls)
+
+
+def test_failed_measurement_fails_the_task_naming_metric_threshold_value(
+    capsys: pytest.CaptureFixture,
+) -> None:
+    # Interval 2: 20 of 100 requests on R1 take (50, 100] ms; pooled with R2's 100 fast ones the p95 is
+    # in (0.05, 0.1]: rank 190 of 200, 180 below -> 0.05 + 0.05 * 10/20 = 75 ms.
+    fleet = Fleet(
+        {R1: Router([Traffic(100), Traffic(80, slow=20), Traffic(100)]), R2: Router([Traffic(100)] * 3)}
+    )
+    rc, result = run_module(web_args(), capsys, fetch_text=fleet.fetch_text)
+    assert rc == 1
+    assert result["failed"] is True
+    assert result["verdict"] == "Failed"
+    assert result["msg"] == (
+        "Failed: failed (1) > failure_limit (0); measurement 2/2: p95 latency 75 ms > threshold 48 ms"
+    )
+    # Decided at measurement 2 of 3: the third interval is never waited for.
+    assert len(result["measurements"]) == 2
+    assert len(fleet.routers[R1].responses) == 1
+
+
+def test_success_rate_breach_in_full_phase(capsys: pytest.CaptureFixture) -> None:
+    fleet = Fleet({R1: Router([Traffic(1000, errors=10)])})
+    rc, result = run_module(
+        {"phase": "full", "targets": [R1], "count": 1}, capsys, fetch_text=fleet.fetch_text
+    )
+    assert rc == 1
+    assert "success rate 99 % < threshold 99.13 %" in result["msg"]
+
+
+def test_low_volume_is_inconclusive(capsys: pytest.CaptureFixture) -> None:
+    fleet = Fleet({R1: Router([Traffic(5)] * 3)})
+    rc, result = run_module({"phase": "shadow", "targets": [R1]}, capsys, fetch_text=fleet.fetch_text)
+    assert rc == 1
+    assert result["verdict"] == "Inconclusive"
+    assert "request volume 5 < minimum 20 requests" in result["msg"]
+    assert len(result["measurements"]) == 1
+
+
+def test_unreachable_target_ends_in_error(capsys: pytest.CaptureFixture) -> None:
+    fleet = Fleet({R1: Router([Traffic(100)] * 5), R2: Router([unreachable(R2)] * 5)})
+    rc, result = run_module(web_args(), capsys, fetch_text=fleet.fetch_text)
+    assert rc == 1
+    assert result["verdict"] == "Error"
+    assert result["counts"]["consecutive_errors"] == 5
+    assert f"target {R2} unreachable: [Errno 111] Connection refused" in result["msg"]
+    assert result["msg"].startswith("Error: consecutive errors (5) > consecutive_error_limit (4)")
+
+
+def test_one_failed_scrape_is_retried_against_the_last_good_baseline(capsys: pytest.CaptureFixture) -> None:
+    fleet = Fleet(
+        {R1: Router([Traffic(100), Traffic(100, scrape_error=unreachable(R1)), Traffic(100), Traffic(100)])}
+    )
+    rc, result = run_module({"phase": "partial", "targets": [R1]}, capsys, fetch_text=fleet.fetch_text)
+    assert rc == 0
+    assert [m["verdict"] for m in result["measurements"]] == [
+        "Successful",
+        "Error",
+        "Successful",
+        "Successful",
+    ]
+    # The measurement after the failed scrape spans two intervals' requests.
+    assert result["measurements"][2]["requests"] == 200
+
+
+def test_consecutive_success_limit_stops_early(capsys: pytest.CaptureFixture) -> None:
+    fleet = Fleet({R1: Router([Traffic(100)] * 2)})
+    sleeper = Sleeper()
+    rc, result = run_module(
+        {"phase": "partial", "targets": [R1], "count": 10, "consecutive_success_limit": 2, "interval": 2.5},
+        capsys,
+        fetch_text=fleet.fetch_text,
+        sleep=sleeper,
+    )
+    assert rc == 0
+    assert len(result["measurements"]) == 2
+    assert sleeper.slept == [0.0, 2.5, 2.5]
+
+
+def test_check_mode_measures_all_the_same(capsys: pytest.CaptureFixture) -> None:
+    fleet = Fleet({R1: Router([Traffic(100)])})
+    rc, result = run_module(
+        {"phase": "partial", "targets": [R1], "count": 1, "_ansible_check_mode": True},
+        capsys,
+        fetch_text=fleet.fetch_text,
+    )
+    assert (rc, result["verdict"], result["changed"]) == (0, "Successful", False)
+
+
+# ---------------------------------------------------------------------------------------------- inputs
+
+
+def test_bad_threshold_fails_before_measuring(capsys: pytest.CaptureFixture) -> None:
+    fleet = Fleet({R1: Router([])})
+    rc, result = run_module(web_args(thresholds={"max_p95": 10}), capsys, fetch_text=fleet.fetch_text)
+    assert rc == 1
+    assert result["msg"].startswith("thresholds.max_p95: unknown field")
+    assert fleet.calls == []
+
+
+def test_web_provider_needs_targets(capsys: pytest.CaptureFixture) -> None:
+    rc, result = run_module({"phase": "partial", "targets": []}, capsys)
+    assert rc == 1
+    assert result["msg"].startswith("targets:")
+
+
+def test_missing_prometheus_client_is_reported(
+    capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rollout_analysis, "HAS_PROMETHEUS_CLIENT", False)
+    rc, result = run_module(web_args(), capsys)
+    assert rc == 1
+    assert "prometheus_client" in result["msg"]
+
+
+def test_documented_defaults_match_the_code() -> None:
+    doc = yaml.safe_load(rollout_analysis.DOCUMENTATION)["options"]
+    spec = rollout_analysis.argument_spec()
+    for name, option in spec.items():
+        assert doc[name].get("default") == option.get("default"), name
+        assert doc[name]["type"] == option["type"], name
+    for name, option in spec["metric_names"]["options"].items():
+        assert doc["metric_names"]["suboptions"][name]["default"] == option["default"], name
+    assert doc["phase"]["choices"] == list(PHASES)
+    assert spec["count"]["default"] == AnalysisRun().count
+    assert spec["metric_names"]["options"]["histogram"]["default"] == MetricNames().histogram
+    yaml.safe_load(rollout_analysis.EXAMPLES)
+    yaml.safe_load(rollout_analysis.RETURN)
+
+
+# ------------------------------------------------------------------------------------------ prometheus
+
+
+def prometheus_answer(value: str | None) -> dict:
+    result = [] if value is None else [{"metric": {}, "value": [1700000000.0, value]}]
+    return {"status": "success", "data": {"resultType": "vector", "result": result}}
+
+
+@dataclass
+class FakePrometheus:
+    values: dict[str, str | None]
+    calls: list[tuple[str, str]] = field(default_factory=list)
+
+    def fetch_json(self, url: str, params: dict, timeout: float, validate_certs: bool = True) -> dict:
+        self.calls.append((url, params["query"]))
+        for prefix, value in self.values.items():
+            if params["query"].startswith(prefix):
+                return prometheus_answer(value)
+        raise AssertionError(f"unexpected query {params['query']}")
+
+
+PROM_VALUES = {
+    "histogram_quantile": "0.031",
+    "(sum(rate": "0.9995",
+    "sum(increase": "4200",
+    "max(process_resident": str(70 * MIB),
+    "max(msgroute_breaker": "0",
+}
+
+
+def test_prometheus_provider(capsys: pytest.CaptureFixture) -> None:
+    prometheus = FakePrometheus(dict(PROM_VALUES))
+    rc, result = run_module(
+        {
+            "phase": "full",
+            "provider": "prometheus",
+            "prometheus_url": "http://prometheus:9090/",
+            "selector": {"job": "router"},
+            "count": 2,
+        },
+        capsys,
+        fetch_json=prometheus.fetch_json,
+    )
+    assert rc == 0
+    assert result["window"] == "60s"
+    assert result["queries"]["requests"] == 'sum(increase(msgroute_requests_total{job="router"}[60s]))'
+    assert result["measurements"][0]["p95_ms"] == 31
+    assert {url for url, _ in prometheus.calls} == {"http://prometheus:9090/api/v1/query"}
+    assert len(prometheus.calls) == 2 * 5
+
+
+def test_prometheus_slow_p95_fails(capsys: pytest.CaptureFixture) -> None:
+    prometheus = FakePrometheus({**PROM_VALUES, "histogram_quantile": "0.0623"})
+    rc, result = run_module(
+        {"phase": "full", "provider": "prometheus", "prometheus_url": "http://prometheus:9090"},
+        capsys,
+        fetch_json=prometheus.fetch_json,
+    )
+    assert rc == 1
+    assert "p95 latency 62.3 ms > threshold 50 ms" in result["msg"]
+
+
+def test_prometheus_query_failure_is_an_error_measurement(capsys: pytest.CaptureFixture) -> None:
+    def failing(url: str, params: dict, timeout: float, validate_certs: bool = True) -> dict:
+        return {"status": "error", "errorType": "bad_data", "error": "unknown function"}
+
+    rc, result = run_module(
+        {
+            "phase": "full",
+            "provider": "prometheus",
+            "prometheus_url": "http://p:9090",
+            "consecutive_error_limit": 0,
+        },
+        capsys,
+        fetch_json=failing,
+    )
+    assert rc == 1
+    assert result["verdict"] == "Error"
+    assert "p95 query failed: Prometheus query failed: bad_data: unknown function" in result["msg"]
+
+
+# -------------------------------------------------------------------------- real HTTP on 127.0.0.1
+
+
+@pytest.fixture
+def local_server() -> Iterator[Callable[[type[http.server.BaseHTTPRequestHandler]], str]]:
+    servers: list[http.server.ThreadingHTTPServer] = []
+
+    def start(handler: type[http.server.BaseHTTPRequestHandler]) -> str:
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+class _Quiet(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def reply(self, status: int, body: str, content_type: str = "text/plain; version=0.0.4") -> None:
+        data = body.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+def test_module_scrapes_a_real_metrics_endpoint(capsys: pytest.CaptureFixture, local_server) -> None:
+    router = Router([Traffic(90, errors=1)] * 3)
+
+    accept: list[str] = []
+
+    class Metrics(_Quiet):
+        def do_GET(self) -> None:
+            accept.append(self.headers.get("Accept", ""))
+            if self.path != "/metrics":
+                self.reply(404, "not found")
+                return
+            self.reply(200, str(router.responses.pop(0)))
+
+    base = local_server(Metrics)
+    rc, result = run_module({"phase": "partial", "targets": [f"{base}/metrics"]}, capsys)
+    assert rc == 1  # 1 in 90 is 5xx: 98.889 % < 99 %
+    assert "success rate 98.889 % < threshold 99 %" in result["msg"]
+    assert accept[0].startswith("text/plain")
+
+    missing = f"{base}/nowhere"
+    rc, result = run_module({"phase": "partial", "targets": [missing], "consecutive_error_limit": 0}, capsys)
+    assert rc == 1
+    assert f"target {missing} unreachable: HTTP 404 Not Found" in result["msg"]
+
+
+def test_fetch_json_against_a_real_prometheus_api(local_server) -> None:
+    class Api(_Quiet):
+        def do_GET(self) -> None:
+            query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)["query"][0]
+            if query == "up":
+                self.reply(200, json.dumps(prometheus_answer("1")), "application/json")
+            else:
+                error = {"status": "error", "errorType": "bad_data", "error": f"parse error in {query}"}
+                self.reply(400, json.dumps(error), "application/json")
+
+    base = local_server(Api)
+    assert msg_http.fetch_json(f"{base}/api/v1/query", {"query": "up"}, 5) == prometheus_answer("1")
+    with pytest.raises(msg_http.FetchError, match=r"HTTP 400 Bad Request: .*bad_data.*parse error in sum"):
+        msg_http.fetch_json(f"{base}/api/v1/query", {"query": "sum("}, 5)
+
+
+def test_fetch_text_reports_refused_connection() -> None:
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Quiet) as server:
+        port = server.server_address[1]
+    # The port was just released: nothing listens there any more.
+    with pytest.raises(msg_http.FetchError) as failure:
+        msg_http.fetch_text(f"http://127.0.0.1:{port}/metrics", 2)
+    assert failure.value.url == f"http://127.0.0.1:{port}/metrics"
+    assert "refused" in failure.value.cause.lower()
