@@ -1,0 +1,64 @@
+"""partial.yml with a new router made to breach (injected latency): the gate reverts traffic to legacy."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests
+from rollout_harness import RESULTS, fresh_start, load, route, run_playbook, traffic_state
+
+FAULT = '{"router_fault_injection": {"latency_ms": 100}}'
+
+
+@pytest.fixture(scope="module")
+def breach():
+    fresh_start()
+    decision = RESULTS / "rollback_decision.json"
+    decision.unlink(missing_ok=True)
+    with load(rate=100) as seen:
+        shadow = run_playbook("shadow.yml")
+        assert shadow.returncode == 0, shadow.output[-4000:]
+        run = run_playbook("partial.yml", "-e", "rollout_weight=50", "-e", FAULT)
+    return run, seen.summary, decision
+
+
+def test_the_play_fails_naming_metric_threshold_and_value(breach):
+    run, _, _ = breach
+    assert run.returncode != 0
+    assert "ROLLBACK partial at 50%: traffic is back on legacy" in run.output
+    assert "p95 latency" in run.output
+    assert "> threshold 48 ms" in run.output
+
+
+def test_traffic_is_back_on_legacy(breach):
+    assert traffic_state() == {"new_weight": 0, "shadow_percent": 0, "legacy_enabled": True}
+    for n in range(100):
+        answer = route(f"after-breach-{n}")
+        assert answer.status_code == 200
+        assert answer.headers["X-Router-Version"] == "legacy"
+        assert answer.headers["X-Msgroute-Pool"] == "legacy"
+
+
+def test_the_decision_is_written_down(breach):
+    _, _, path = breach
+    decision = json.loads(path.read_text())
+    assert decision["decision"] == "rollback"
+    assert decision["phase"] == "partial"
+    assert decision["weight"] == 50
+    assert decision["verdict"] == "Failed"
+    assert any("p95 latency" in reason for m in decision["measurements"] for reason in m["reasons"])
+
+
+def test_clients_were_answered_throughout(breach):
+    _, summary, _ = breach
+    assert summary["responses"] > 500
+    # The slow new routers did answer (slowly) while they had live traffic; nothing answered 5xx.
+    assert set(summary["by_status"]) == {"200"}
+    assert summary["by_version"].get("2.0.0", 0) > 0
+    assert summary["by_version"]["legacy"] > summary["by_version"]["2.0.0"]
+
+
+def test_the_new_routers_are_kept_for_forensics(breach):
+    for port in (18081, 18082):
+        assert requests.get(f"http://127.0.0.1:{port}/ready", timeout=5).status_code == 200
