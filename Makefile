@@ -40,11 +40,11 @@ integration: prepare
 	pytest -q tests/integration $(PYTEST_ARGS)
 
 molecule: prepare
-	cd roles/router && molecule test
+	molecule test -s router
 
 test: prepare lint
-	pytest tests/unit tests/integration $(PYTEST_ARGS)
-	cd roles/router && molecule test
+	pytest tests/unit tests/integration tests/e2e $(PYTEST_ARGS)
+	molecule test -s router
 
 clean-venv:
 	rm -rf $(VENV)

@@ -1,0 +1,43 @@
+"""The README's main job: the full local rehearsal, shadow → 25 → 50 → 75 → 100 with load running."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from rollout_harness import RESULTS, fresh_start, run_playbook, traffic_state
+
+EXPECTED_GATES = [
+    "GATE shadow 0%",
+    "GATE partial 25%",
+    "GATE partial 50%",
+    "GATE partial 75%",
+    "GATE full 100%",
+]
+
+
+@pytest.fixture(scope="module")
+def rehearsal():
+    fresh_start()
+    (RESULTS / "loadgen_summary.json").unlink(missing_ok=True)
+    run = run_playbook("rehearsal.yml")
+    assert run.returncode == 0, run.output[-5000:]
+    return run
+
+
+def test_every_gate_passed_in_order(rehearsal):
+    gates = rehearsal.gate_lines()
+    assert [line.split(":")[0] for line in gates] == EXPECTED_GATES
+    assert all(": Successful - " in line for line in gates), gates
+
+
+def test_it_ends_at_full_with_legacy_decommissioned(rehearsal):
+    assert traffic_state() == {"new_weight": 100, "shadow_percent": 0, "legacy_enabled": False}
+    assert "HEALTHY" in rehearsal.output
+
+
+def test_clients_were_served_by_both_versions_without_server_errors(rehearsal):
+    summary = json.loads((RESULTS / "loadgen_summary.json").read_text())
+    assert summary["responses"] > 1000
+    assert set(summary["by_version"]) == {"legacy", "2.0.0"}
+    assert not [status for status in summary["by_status"] if status.startswith("5")]
