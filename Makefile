@@ -11,7 +11,7 @@ export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 PYTEST_ARGS ?=
 
-.PHONY: venv prepare rehearsal test lint unit integration molecule clean-venv
+.PHONY: venv venv-path prepare rehearsal test lint unit integration molecule clean-venv
 
 venv: $(VENV)/.installed
 
@@ -21,6 +21,9 @@ $(VENV)/.installed: requirements.txt router_app/requirements.txt
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -r requirements.txt
 	touch $@
+
+venv-path:
+	@echo $(VENV)
 
 prepare: venv
 	ansible-playbook -i $(INVENTORY) playbooks/prepare.yml

@@ -46,7 +46,9 @@ class PlaybookRun:
         }
 
     def gate_lines(self) -> list[str]:
-        return [line.strip().strip("'\"") for line in self.output.splitlines() if "GATE " in line]
+        """The verdict lines the playbooks print ("GATE <phase> <weight>%: <verdict> - <message>")."""
+        lines = [line[line.find("GATE ") :] for line in self.output.splitlines() if "GATE " in line]
+        return [line.strip().strip("'\"") for line in lines]
 
 
 def run_playbook(name: str, *args: str, timeout: float = 1200) -> PlaybookRun:
