@@ -1,0 +1,232 @@
+"""Ansible module: the rollout's persisted state and run lock on an lb host."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: rollout_state
+short_description: Persist a rollout's phase, weight, step history and decisions; refuse concurrent runs
+version_added: "0.1.0"
+description:
+  - Keeps C(state.json) (phase, weight, status, every step with its verdict) and C(rollout.lock)
+    in O(state_dir) on the lb hosts.
+  - C(action=check) refuses a phase whose prerequisite has not passed for the same version (partial before a
+    passed shadow, full before a passed partial) unless O(force), and returns which requested weights a re-run
+    still has to do, so a second run of a passed step changes nothing.
+  - C(action=lock) refuses a concurrent run with a message naming the holder; a lock past its expiry is
+    stale and taken over with a warning; O(break_lock) takes a live one.
+  - C(action=unlock) releases this run's lock.
+  - C(action=record) appends a step (or a rollback) and updates phase, weight and status.
+author: msgroute.rollout developers
+options:
+  state_dir:
+    description: Directory holding C(state.json) and C(rollout.lock).
+    type: path
+    required: true
+  action:
+    description: What to do.
+    type: str
+    choices: [read, check, lock, unlock, record]
+    default: read
+  version:
+    description: Release version the run rolls out (C(check), C(record)).
+    type: str
+  phase:
+    description: Phase the run wants to start (C(check)).
+    type: str
+    choices: [shadow, partial, full]
+  weights:
+    description: Weights the run was asked to do (C(check)); RV(remaining) drops those already passed.
+    type: list
+    elements: int
+    default: []
+  force:
+    description: With C(check), start a phase whose prerequisite has not passed (with a warning).
+    type: bool
+    default: false
+  step:
+    description:
+      - With C(record), the step to append, for example C({phase, weight, verdict, message}).
+      - C(phase=rollback) marks a rollback; the time is added by the module.
+    type: dict
+  run_id:
+    description: Identifies this run for C(lock)/C(unlock).
+    type: str
+  owner:
+    description: Who runs (shown to a concurrent run that is refused).
+    type: str
+    default: unknown
+  playbook:
+    description: Which playbook runs (shown to a concurrent run that is refused).
+    type: str
+    default: unknown
+  controller:
+    description: Host name of the controller running this play (recorded in the lock).
+    type: str
+    default: ""
+  pid:
+    description: Process id of C(ansible-playbook) on the controller (recorded in the lock).
+    type: int
+    default: 0
+  ttl:
+    description: Seconds the lock stays valid; past that a crashed run's lock is stale.
+    type: int
+    default: 3600
+  break_lock:
+    description: With C(lock), take a lock held by another live run.
+    type: bool
+    default: false
+  break_reason:
+    description: Why the lock is broken, for the warning.
+    type: str
+    default: on request
+attributes:
+  check_mode:
+    support: full
+notes:
+  - C(lock) and C(unlock) report no change - the lock is run bookkeeping, not managed state - so an idempotent
+    playbook stays idempotent. C(record) reports a change.
+"""
+
+EXAMPLES = r"""
+- name: Refuse a concurrent rollout
+  msgroute.rollout.rollout_state:
+    state_dir: /var/lib/msgroute-rollout/lb
+    action: lock
+    run_id: "{{ rollout_run_id }}"
+    owner: "{{ lookup('ansible.builtin.env', 'USER') }}"
+    playbook: partial.yml
+
+- name: Which partial steps are left
+  msgroute.rollout.rollout_state:
+    state_dir: /var/lib/msgroute-rollout/lb
+    action: check
+    version: "2.0.0"
+    phase: partial
+    weights: [25, 50, 75]
+  register: partial_state
+"""
+
+RETURN = r"""
+state:
+  description: The state after the action.
+  returned: always
+  type: dict
+  sample: {"version": "2.0.0", "phase": "partial", "weight": 50, "status": "progressing", "steps": []}
+remaining:
+  description: Requested weights not yet passed for this version (C(check)).
+  returned: action is check
+  type: list
+  elements: int
+lock:
+  description: The lock now held (C(lock)), or the lock found (C(read); empty when none).
+  returned: action is lock or read
+  type: dict
+warning:
+  description: Why a stale lock was taken over, or why a forced phase would otherwise be refused.
+  returned: when there is one
+  type: str
+"""
+
+import os
+import time
+from datetime import UTC, datetime
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.msgroute.rollout.plugins.module_utils import rollout_state as rs
+
+
+def _write_lock(path: str, lock: rs.Lock) -> None:
+    rs.save(path, lock.to_dict())
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "state_dir": {"type": "path", "required": True},
+            "action": {
+                "type": "str",
+                "choices": ["read", "check", "lock", "unlock", "record"],
+                "default": "read",
+            },
+            "version": {"type": "str"},
+            "phase": {"type": "str", "choices": list(rs.PHASES)},
+            "weights": {"type": "list", "elements": "int", "default": []},
+            "force": {"type": "bool", "default": False},
+            "step": {"type": "dict"},
+            "run_id": {"type": "str"},
+            "owner": {"type": "str", "default": "unknown"},
+            "playbook": {"type": "str", "default": "unknown"},
+            "controller": {"type": "str", "default": ""},
+            "pid": {"type": "int", "default": 0},
+            "ttl": {"type": "int", "default": 3600},
+            "break_lock": {"type": "bool", "default": False},
+            "break_reason": {"type": "str", "default": "on request"},
+        },
+        required_if=[
+            ("action", "check", ["version", "phase"]),
+            ("action", "record", ["version", "step"]),
+            ("action", "lock", ["run_id"]),
+            ("action", "unlock", ["run_id"]),
+        ],
+        supports_check_mode=True,
+    )
+    p = module.params
+    state_path = os.path.join(p["state_dir"], "state.json")
+    lock_path = os.path.join(p["state_dir"], "rollout.lock")
+    try:
+        state = rs.load(state_path)
+        action = p["action"]
+        if action == "read":
+            found = rs.read_lock(lock_path)
+            module.exit_json(changed=False, state=state, lock=found.to_dict() if found else {})
+        if action == "check":
+            warning = rs.check_order(state, p["version"], p["phase"], p["force"])
+            result = {
+                "changed": False,
+                "state": state,
+                "remaining": rs.remaining(state, p["version"], p["phase"], p["weights"]),
+            }
+            if warning:
+                module.warn(warning)
+                result["warning"] = warning
+            module.exit_json(**result)
+        now = time.time()
+        if action == "lock":
+            wanted = rs.Lock(
+                owner=p["owner"],
+                run_id=p["run_id"],
+                playbook=p["playbook"],
+                since=now,
+                expires=now + p["ttl"],
+                controller=p["controller"],
+                pid=p["pid"],
+            )
+            lock, warning = rs.acquire(
+                rs.read_lock(lock_path), wanted, now, p["break_lock"], p["break_reason"]
+            )
+            if not module.check_mode:
+                _write_lock(lock_path, lock)
+            result = {"changed": False, "state": state, "lock": lock.to_dict()}
+            if warning:
+                module.warn(warning)
+                result["warning"] = warning
+            module.exit_json(**result)
+        if action == "unlock":
+            current = rs.read_lock(lock_path)
+            if current is not None and current.run_id == p["run_id"] and not module.check_mode:
+                os.unlink(lock_path)
+            module.exit_json(changed=False, state=state)
+        step = dict(p["step"], version=p["version"], at=datetime.now(UTC).isoformat(timespec="seconds"))
+        new_state = rs.record(state, step)
+        if not module.check_mode:
+            rs.save(state_path, new_state)
+        module.exit_json(changed=True, state=new_state)
+    except rs.StateError as exc:
+        module.fail_json(msg=str(exc))
+    except OSError as exc:
+        module.fail_json(msg=f"{p['state_dir']}: {exc}")
+
+
+if __name__ == "__main__":
+    main()
