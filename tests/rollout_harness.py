@@ -51,12 +51,12 @@ class PlaybookRun:
         return [line.strip().strip("'\"") for line in lines]
 
 
-def run_playbook(name: str, *args: str, timeout: float = 1200) -> PlaybookRun:
+def run_playbook(name: str, *args: str, inventory: str = INVENTORY, timeout: float = 1200) -> PlaybookRun:
     """Run playbooks/<name> like a user would; the full output is kept under results/test-logs/."""
     env = dict(
         os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_FORCE_COLOR="0", PYTHONUNBUFFERED="1"
     )
-    command = [str(BIN / "ansible-playbook"), "-i", INVENTORY, f"playbooks/{name}", *args]
+    command = [str(BIN / "ansible-playbook"), "-i", inventory, f"playbooks/{name}", *args]
     proc = subprocess.run(
         command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
     )

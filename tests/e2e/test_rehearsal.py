@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from rollout_harness import RESULTS, fresh_start, run_playbook, traffic_state
+from rollout_harness import DATA_DIR, RESULTS, fresh_start, run_playbook, traffic_state
 
 EXPECTED_GATES = [
     "GATE shadow 0%",
@@ -19,7 +19,8 @@ EXPECTED_GATES = [
 @pytest.fixture(scope="module")
 def rehearsal():
     fresh_start()
-    (RESULTS / "loadgen_summary.json").unlink(missing_ok=True)
+    for stale in [RESULTS / "loadgen_summary.json", *RESULTS.glob("performance_report_*.json")]:
+        stale.unlink(missing_ok=True)
     run = run_playbook("rehearsal.yml")
     assert run.returncode == 0, run.output[-5000:]
     return run
@@ -41,3 +42,30 @@ def test_clients_were_served_by_both_versions_without_server_errors(rehearsal):
     assert summary["responses"] > 1000
     assert set(summary["by_version"]) == {"legacy", "2.0.0"}
     assert not [status for status in summary["by_status"] if status.startswith("5")]
+
+
+def test_the_state_records_every_step_and_ends_completed(rehearsal):
+    state = json.loads((DATA_DIR / "lb" / "state.json").read_text())
+    assert (state["phase"], state["weight"], state["status"]) == ("full", 100, "completed")
+    assert [(s["phase"], s["weight"], s["verdict"]) for s in state["steps"]] == [
+        ("shadow", 0, "Successful"),
+        ("partial", 25, "Successful"),
+        ("partial", 50, "Successful"),
+        ("partial", 75, "Successful"),
+        ("full", 100, "Successful"),
+    ]
+    assert not (DATA_DIR / "lb" / "rollout.lock").exists()
+
+
+def test_a_performance_report_per_step(rehearsal):
+    names = sorted(p.name for p in RESULTS.glob("performance_report_*.json"))
+    assert names == [
+        "performance_report_full_100.json",
+        "performance_report_partial_25.json",
+        "performance_report_partial_50.json",
+        "performance_report_partial_75.json",
+        "performance_report_shadow_0.json",
+    ]
+    report = json.loads((RESULTS / "performance_report_partial_50.json").read_text())
+    assert report["verdict"] == "Successful"
+    assert report["measurements"] and all(m["p95_ms"] is not None for m in report["measurements"])
