@@ -299,6 +299,11 @@ def _round(value: float | None, digits: int = 4) -> float | None:
     return None if value is None else round(value, digits)
 
 
+def _whole(value: float) -> float | int:
+    """Counter increases are whole numbers of requests; show them so."""
+    return int(value) if float(value).is_integer() else round(value, 3)
+
+
 def _significant(value: float | None) -> float | None:
     """p-values keep their significant digits: 3e-12 rounded to 4 decimals would read as 0."""
     return None if value is None else float(f"{value:.4g}")
@@ -326,7 +331,7 @@ class MetricJudgement:
             "p_value": _significant(self.p_value),
             "effect": _round(self.effect),
             "effect_limit": _round(self.effect_limit),
-            "requests": {pool: _round(count, 3) for pool, count in self.requests.items()},
+            "requests": {pool: _whole(count) for pool, count in self.requests.items()},
             "samples": dict(self.samples),
             # True when the counts were scaled down to MAX_SAMPLES before the test.
             "scaled": any(n < round(self.requests[pool]) for pool, n in self.samples.items()),

@@ -406,30 +406,33 @@ judge:
       type: dict
   sample:
     verdict: Failed
-    score: 50
-    summary: "Failed (score 50 < marginal_score 75): latency High: p=3.6e-75 < alpha 0.05,
-      P(new slower than legacy)=0.711 > 0.55; p95 new 51.702 ms vs legacy 34.351 ms"
+    score: 50.0
+    summary: "Failed (score 50 < marginal_score 75): latency High: p=5.8e-265 < alpha 0.05,
+      P(new slower than legacy)=0.599 > 0.55; p95 new 41.187 ms vs legacy 34.351 ms"
     metrics:
       latency:
         classification: High
-        p_value: 3.6e-75
-        effect: 0.711
+        reason: "latency High: p=5.8e-265 < alpha 0.05, P(new slower than legacy)=0.599 > 0.55;
+          p95 new 41.187 ms vs legacy 34.351 ms"
+        p_value: 5.811e-265
+        effect: 0.5986
         effect_limit: 0.55
         requests: {new: 20000, legacy: 20000}
         samples: {new: 20000, legacy: 20000}
         scaled: false
-        new: {p50_ms: 22.4, p95_ms: 51.702}
-        legacy: {p50_ms: 14.9, p95_ms: 34.351}
+        new: {p50_ms: 18.1517, p95_ms: 41.1866}
+        legacy: {p50_ms: 15.0, p95_ms: 34.351}
       error_rate:
         classification: Pass
-        p_value: 1.0
-        effect: 0.0
+        reason: "error rate Pass: p=0.33 >= alpha 0.05, new 0.06 % vs legacy 0.05 % (+0.01 pp <= 0.1 pp)"
+        p_value: 0.3349
+        effect: 0.01
         effect_limit: 0.1
         requests: {new: 20000, legacy: 20000}
         samples: {new: 20000, legacy: 20000}
         scaled: false
-        new: {error_rate: 0.0}
-        legacy: {error_rate: 0.0}
+        new: {error_rate: 0.06}
+        legacy: {error_rate: 0.05}
     settings: {alpha: 0.05, pass_score: 95.0, marginal_score: 75.0, latency_tolerance: 0.05,
                error_rate_tolerance: 0.1, min_samples: 100}
     scrape_problems: {}
