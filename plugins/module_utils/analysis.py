@@ -320,7 +320,10 @@ def assess(
 
 
 @dataclass
-class _TargetDelta:
+class TargetDelta:
+    """What one target served between two scrapes: cumulative bucket increases (le -> count), request
+    increases by status class, and its memory and open breakers at the second scrape."""
+
     buckets: dict[float, float]
     by_status: dict[str, float]
     memory_bytes: float | None
@@ -331,7 +334,11 @@ def _series_delta(before: Mapping[Any, float], after: Mapping[Any, float]) -> di
     return {key: counter_delta(before.get(key), value) for key, value in after.items()}
 
 
-def _target_delta(before: list[Sample], after: list[Sample], names: MetricNames) -> _TargetDelta:
+def target_delta(before: list[Sample], after: list[Sample], names: MetricNames) -> TargetDelta:
+    """One target's increases between two parsed scrapes; a restart (counters going down) counts from zero.
+
+    Public because the baseline judge accumulates the same deltas over a whole run.
+    """
     buckets = bucket_delta(
         histogram_buckets(before, names.histogram), histogram_buckets(after, names.histogram)
     )
@@ -339,7 +346,7 @@ def _target_delta(before: list[Sample], after: list[Sample], names: MetricNames)
     open_breakers = None
     if names.breaker:
         open_breakers = sum(1 for v in gauge_values(after, names.breaker) if v >= BREAKER_OPEN)
-    return _TargetDelta(
+    return TargetDelta(
         buckets=buckets,
         by_status=sum_by_label(requests, names.status_label),
         memory_bytes=gauge_value(after, names.memory),
@@ -381,12 +388,12 @@ def measure_from_scrapes(
     if not after:
         return error_measurement(["no targets to measure"])
     errors = _scrape_errors(before, after)
-    deltas: list[_TargetDelta] = []
+    deltas: list[TargetDelta] = []
     if not errors:
         for target, text in after.items():
             try:
                 deltas.append(
-                    _target_delta(parse_samples(str(before[target])), parse_samples(str(text)), names)
+                    target_delta(parse_samples(str(before[target])), parse_samples(str(text)), names)
                 )
             except MetricsParseError as exc:
                 errors.append(f"target {target}: {exc}")

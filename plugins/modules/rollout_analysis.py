@@ -18,6 +18,9 @@ description:
     C(histogram_quantile) does over the C(sum by le) of the bucket rates.
   - With O(provider=prometheus) the same figures are queried from a Prometheus server with PromQL over
     O(window).
+  - With O(baseline_targets) a baseline judge also compares the new pool with the legacy pool over the
+    whole run (Kayenta-style, a one-sided Mann-Whitney U test per metric); the run fails if either the
+    thresholds or the judge fail. See O(judge) and C(docs/analysis.md) in the collection.
   - The task fails unless the verdict is V(Successful); the result then still carries every measurement,
     so a rescue block can write down the rollback decision.
   - The module only reads, so it runs unchanged in check mode and never reports a change.
@@ -25,6 +28,7 @@ author:
   - msgroute maintainers
 requirements:
   - prometheus_client (for O(provider=web))
+  - scipy (for the baseline judge, O(judge))
 options:
   provider:
     description:
@@ -38,6 +42,17 @@ options:
     description:
       - URLs of the new routers' C(/metrics) endpoints, for example C(http://10.0.0.5:8080/metrics).
       - Required with O(provider=web). A target that cannot be scraped makes the measurement an V(Error).
+    type: list
+    elements: str
+  baseline_targets:
+    description:
+      - URLs of the legacy routers' C(/metrics) endpoints, the baseline the baseline judge compares the new
+        pool with. Scraped at the same moments as O(targets); O(provider=web) only.
+      - Giving them switches the judge on unless O(judge.enabled=false).
+      - The legacy routers must expose the metrics named in O(metric_names). Bucket layouts may differ;
+        latency is then compared on the bucket bounds both pools share.
+      - An unreachable baseline target does not make a measurement an V(Error); its requests count at its
+        next good scrape, and a pool with too few requests makes the judge V(Inconclusive).
     type: list
     elements: str
   prometheus_url:
@@ -113,6 +128,61 @@ options:
         type: list
         elements: str
         default: ['5xx']
+  judge:
+    description:
+      - The baseline judge, an extra gate next to the thresholds (Kayenta's NetflixACAJudge in small).
+      - Over the whole run it takes the new and the legacy pool's histogram and request counter increases
+        (summed over instances), turns them into one sample per request (latency at its bucket's upper
+        bound; 1 for a failed request, 0 otherwise) and tests each metric with a one-sided Mann-Whitney U
+        test (new worse than legacy).
+      - A metric is V(High) when the difference is both significant (p < O(judge.alpha)) and larger than
+        its tolerance, else V(Pass); with fewer than O(judge.min_samples) requests in a pool it is
+        V(Nodata). score = 100 x passing metrics / metrics with data.
+      - score >= O(judge.pass_score) is V(Successful), >= O(judge.marginal_score) V(Inconclusive), else
+        V(Failed); no metric with data, or a V(Nodata) metric in an otherwise passing judge, is
+        V(Inconclusive). The run's verdict is the worse of the thresholds' and the judge's.
+      - At most 100000 samples per pool and metric are tested; larger counts are scaled down in proportion,
+        which only makes the test more lenient.
+    type: dict
+    default: {}
+    suboptions:
+      enabled:
+        description:
+          - Run the judge. Unset means V(true) when O(baseline_targets) is given, V(false) otherwise.
+          - V(true) needs O(baseline_targets) and O(provider=web).
+        type: bool
+      alpha:
+        description: Significance level of each one-sided test, in (0, 1).
+        type: float
+        default: 0.05
+      pass_score:
+        description: Lowest score (0-100) that is V(Successful).
+        type: float
+        default: 95.0
+      marginal_score:
+        description: Lowest score (0-100, at most O(judge.pass_score)) that is V(Inconclusive) rather than
+          V(Failed).
+        type: float
+        default: 75.0
+      latency_tolerance:
+        description:
+          - Latency is V(High) only if the common-language effect size U / (n_new x n_legacy), the
+            probability that a new request is slower than a legacy one (ties count half), exceeds
+            0.5 + this value. In [0, 0.5).
+          - 0.05 is about a 10 % slowdown of a typical latency distribution, so a significant but smaller
+            shift passes.
+        type: float
+        default: 0.05
+      error_rate_tolerance:
+        description:
+          - The error rate is V(High) only if the new pool's exceeds the legacy pool's by more than this
+            many percentage points. In [0, 100).
+        type: float
+        default: 0.1
+      min_samples:
+        description: Requests each pool needs over the run before a metric is judged (1 to 100000).
+        type: int
+        default: 100
   interval:
     description: Seconds between measurements; each measurement covers one interval.
     type: float
@@ -174,6 +244,22 @@ EXAMPLES = r"""
     failure_limit: 1
   register: gate
 
+- name: Gate the 50 % step on the thresholds and on a comparison with the legacy pool
+  msgroute.rollout.rollout_analysis:
+    phase: partial
+    targets:
+      - http://10.0.0.11:8080/metrics
+      - http://10.0.0.12:8080/metrics
+    baseline_targets:
+      - http://10.0.0.21:8080/metrics
+    interval: 15
+    count: 4
+    judge:
+      alpha: 0.01
+      latency_tolerance: 0.1
+      min_samples: 500
+  register: gate
+
 - name: Gate the full cut-over through Prometheus, stopping after three good measurements in a row
   msgroute.rollout.rollout_analysis:
     provider: prometheus
@@ -209,13 +295,14 @@ EXAMPLES = r"""
 
 RETURN = r"""
 verdict:
-  description: Outcome of the run.
+  description: Outcome of the run; with the judge on, the worse of the thresholds' and the judge's verdict.
   returned: always
   type: str
   sample: Failed
 message:
   description: One line naming the deciding rule and, unless successful, the metric, threshold and measured
-    value of the measurements behind it.
+    value of the measurements behind it; with the judge on, also the judge's verdict (when it fails, the
+    judged metric, its p-value and effect).
   returned: always
   type: str
   sample: "Failed: failed (1) > failure_limit (0); measurement 2/2: p95 latency 83.1 ms > threshold 48 ms"
@@ -289,6 +376,66 @@ measurements:
       breaker_open: 0
       started_at: "2025-01-01T10:00:00.000+00:00"
       finished_at: "2025-01-01T10:00:10.004+00:00"
+judge:
+  description: The baseline judge's verdict and the figures behind it.
+  returned: when the judge is enabled
+  type: dict
+  contains:
+    verdict:
+      description: V(Successful), V(Inconclusive) or V(Failed); the task's O(verdict) is the worse of this and
+        the thresholds' verdict.
+      type: str
+    score:
+      description: 100 x passing metrics / metrics with data; null when no metric had enough samples.
+      type: float
+    summary:
+      description: One line naming the deciding rule and each metric's p-value and effect.
+      type: str
+    metrics:
+      description: By metric (C(latency), C(error_rate)) - C(classification) (Pass, High or Nodata),
+        C(reason), C(p_value) (one-sided), C(effect) (latency - P(new slower than legacy); error rate -
+        difference in percentage points), C(effect_limit), C(requests) and C(samples) per pool (C(scaled)
+        when the counts were scaled down), and per pool figures C(new), C(legacy) (C(p50_ms), C(p95_ms) or
+        C(error_rate) in %).
+      type: dict
+    settings:
+      description: The effective judge settings.
+      type: dict
+    scrape_problems:
+      description: Per pool, the latest problem of each target that could not always be scraped.
+      type: dict
+  sample:
+    verdict: Failed
+    score: 50.0
+    summary: "Failed (score 50 < marginal_score 75): latency High: p=5.8e-265 < alpha 0.05,
+      P(new slower than legacy)=0.599 > 0.55; p95 new 41.187 ms vs legacy 34.351 ms"
+    metrics:
+      latency:
+        classification: High
+        reason: "latency High: p=5.8e-265 < alpha 0.05, P(new slower than legacy)=0.599 > 0.55;
+          p95 new 41.187 ms vs legacy 34.351 ms"
+        p_value: 5.811e-265
+        effect: 0.5986
+        effect_limit: 0.55
+        requests: {new: 20000, legacy: 20000}
+        samples: {new: 20000, legacy: 20000}
+        scaled: false
+        new: {p50_ms: 18.1517, p95_ms: 41.1866}
+        legacy: {p50_ms: 15.0, p95_ms: 34.351}
+      error_rate:
+        classification: Pass
+        reason: "error rate Pass: p=0.33 >= alpha 0.05, new 0.06 % vs legacy 0.05 % (+0.01 pp <= 0.1 pp)"
+        p_value: 0.3349
+        effect: 0.01
+        effect_limit: 0.1
+        requests: {new: 20000, legacy: 20000}
+        samples: {new: 20000, legacy: 20000}
+        scaled: false
+        new: {error_rate: 0.06}
+        legacy: {error_rate: 0.05}
+    settings: {alpha: 0.05, pass_score: 95.0, marginal_score: 75.0, latency_tolerance: 0.05,
+               error_rate_tolerance: 0.1, min_samples: 100}
+    scrape_problems: {}
 window:
   description: PromQL range used by the queries.
   returned: when O(provider=prometheus)
@@ -327,6 +474,17 @@ from ansible_collections.msgroute.rollout.plugins.module_utils.analysis import (
     resolve_thresholds,
     should_stop,
 )
+from ansible_collections.msgroute.rollout.plugins.module_utils.judge import (
+    HAS_SCIPY,
+    SCIPY_IMPORT_ERROR,
+    JudgeConfig,
+    PoolTotals,
+    combine_verdicts,
+    combined_message,
+    judge_pools,
+    resolve_judge,
+    scrape_totals,
+)
 from ansible_collections.msgroute.rollout.plugins.module_utils.promtext import (
     ACCEPT_HEADER,
     HAS_PROMETHEUS_CLIENT,
@@ -337,6 +495,7 @@ _RUN = AnalysisRun()
 DEFAULT_TIMEOUT = 10.0
 COUNT_FIELDS = ("count", "successful", "failed", "inconclusive", "errors", "consecutive_errors")
 _NAMES = MetricNames()
+_JUDGE = JudgeConfig()
 
 
 def argument_spec() -> dict[str, Any]:
@@ -344,6 +503,7 @@ def argument_spec() -> dict[str, Any]:
     return {
         "provider": {"type": "str", "choices": ["web", "prometheus"], "default": "web"},
         "targets": {"type": "list", "elements": "str"},
+        "baseline_targets": {"type": "list", "elements": "str"},
         "prometheus_url": {"type": "str"},
         "selector": {"type": "dict", "default": {}},
         "window": {"type": "str"},
@@ -363,6 +523,19 @@ def argument_spec() -> dict[str, Any]:
                     "elements": "str",
                     "default": list(_NAMES.failure_classes),
                 },
+            },
+        },
+        "judge": {
+            "type": "dict",
+            "default": {},
+            "options": {
+                "enabled": {"type": "bool"},
+                "alpha": {"type": "float", "default": _JUDGE.alpha},
+                "pass_score": {"type": "float", "default": _JUDGE.pass_score},
+                "marginal_score": {"type": "float", "default": _JUDGE.marginal_score},
+                "latency_tolerance": {"type": "float", "default": _JUDGE.latency_tolerance},
+                "error_rate_tolerance": {"type": "float", "default": _JUDGE.error_rate_tolerance},
+                "min_samples": {"type": "int", "default": _JUDGE.min_samples},
             },
         },
         "interval": {"type": "float", "default": _RUN.interval},
@@ -395,14 +568,22 @@ def _measure_loop(
 
 
 def _web_measure(
-    params: dict[str, Any], thresholds: Thresholds, names: MetricNames, fetch_text: Callable[..., str]
+    params: dict[str, Any],
+    thresholds: Thresholds,
+    names: MetricNames,
+    fetch_text: Callable[..., str],
+    pools: dict[str, PoolTotals] | None = None,
 ) -> Callable[[], Measurement]:
-    """Each call scrapes every target once; the previous good scrape of a target is its baseline."""
-    targets: list[str] = params["targets"]
+    """Each call scrapes every target once; the previous good scrape of a target is its baseline.
 
-    def scrape() -> dict[str, str | BaseException]:
+    With ``pools`` (the judge on) the legacy targets are scraped right after the new ones, so both pools
+    cover the same moments, and each pool's increases are added to its run totals.
+    """
+    targets = {"new": params["targets"], "legacy": params["baseline_targets"] if pools is not None else []}
+
+    def scrape(pool: str) -> dict[str, str | BaseException]:
         scrapes: dict[str, str | BaseException] = {}
-        for target in targets:
+        for target in targets[pool]:
             try:
                 scrapes[target] = fetch_text(
                     target, params["timeout"], {"Accept": ACCEPT_HEADER}, params["validate_certs"]
@@ -411,14 +592,17 @@ def _web_measure(
                 scrapes[target] = exc
         return scrapes
 
-    baseline = scrape()
+    baseline = {pool: scrape(pool) for pool in targets}
 
     def measure() -> Measurement:
-        current = scrape()
-        measurement = measure_from_scrapes(baseline, current, thresholds, names)
-        for target, text in current.items():
-            if isinstance(text, str):
-                baseline[target] = text
+        current = {pool: scrape(pool) for pool in targets}
+        measurement = measure_from_scrapes(baseline["new"], current["new"], thresholds, names)
+        for pool, scrapes in current.items():
+            if pools is not None:
+                pools[pool] += scrape_totals(baseline[pool], scrapes, names)
+            for target, text in scrapes.items():
+                if isinstance(text, str):
+                    baseline[pool][target] = text
         return measurement
 
     return measure
@@ -467,14 +651,20 @@ def main(
     names_args = dict(params["metric_names"], breaker=params["metric_names"]["breaker"] or None)
     run_args = {f.name: params[f.name] for f in dataclasses.fields(AnalysisRun)}
     prometheus = params["provider"] == "prometheus"
+    judge: JudgeConfig | None = None
     try:
         thresholds = resolve_thresholds(params["phase"], params["thresholds"])
         names = MetricNames(**names_args)
         run = AnalysisRun(**run_args)
         window = params["window"] or default_window(run.interval)
         queries = prometheus_queries(params["selector"], window, names) if prometheus else {}
+        judge = resolve_judge(
+            params["judge"], params["baseline_targets"], params["provider"], params["targets"] or []
+        )
     except ValueError as exc:
         module.fail_json(msg=str(exc))
+    if judge is not None and not HAS_SCIPY:
+        module.fail_json(msg=missing_required_lib("scipy"), exception=SCIPY_IMPORT_ERROR)
 
     result: dict[str, Any] = {
         "changed": False,
@@ -485,20 +675,27 @@ def main(
     if prometheus:
         result.update(window=window, queries=queries)
     sleep(run.initial_delay)
+    pools = None if judge is None else {"new": PoolTotals(), "legacy": PoolTotals()}
     if prometheus:
         measure = _prometheus_measure(params, thresholds, queries, fetch_json)
     else:
-        measure = _web_measure(params, thresholds, names, fetch_text)
+        measure = _web_measure(params, thresholds, names, fetch_text, pools)
 
     outcome = evaluate_run(_measure_loop(measure, run, sleep, clock), run)
+    verdict, message = outcome.verdict, outcome.message
+    if judge is not None and pools is not None:
+        judged = judge_pools(pools["new"], pools["legacy"], judge, names)
+        verdict = combine_verdicts(outcome.verdict, judged.verdict)
+        message = combined_message(outcome.verdict, outcome.message, judged)
+        result["judge"] = judged.to_dict()
     result.update(
-        verdict=outcome.verdict,
-        message=outcome.message,
+        verdict=verdict,
+        message=message,
         measurements=outcome.history,
         counts={key: getattr(outcome, key) for key in COUNT_FIELDS},
     )
-    if outcome.verdict != SUCCESSFUL:
-        module.fail_json(msg=outcome.message, **result)
+    if verdict != SUCCESSFUL:
+        module.fail_json(msg=message, **result)
     module.exit_json(**result)
 
 

@@ -20,6 +20,7 @@ from ansible_collections.msgroute.rollout.plugins.module_utils.analysis import (
     AnalysisRun,
     MetricNames,
 )
+from ansible_collections.msgroute.rollout.plugins.module_utils.judge import JudgeConfig
 from ansible_collections.msgroute.rollout.plugins.modules import rollout_analysis
 
 BOUNDS = (0.005, 0.045, 0.048, 0.05, 0.1, math.inf)
@@ -28,12 +29,13 @@ MIB = 1024 * 1024
 
 @dataclass
 class Traffic:
-    """Requests served in one interval: ``fast`` under 45 ms, ``slow`` in (50, 100] ms."""
+    """Requests served in one interval: ``quick`` <= 5 ms, ``fast`` in (5, 45] ms, ``slow`` in (50, 100]."""
 
     fast: int
     slow: int = 0
     errors: int = 0  # of all requests, how many answered 5xx
     scrape_error: Exception | None = None  # traffic is served, but the scrape after it fails
+    quick: int = 0
 
 
 class Router:
@@ -49,9 +51,10 @@ class Router:
                 self.responses.append(interval)
                 continue
             for bound in BOUNDS:
+                self.buckets[bound] += interval.quick
                 self.buckets[bound] += interval.fast if bound >= 0.045 else 0
                 self.buckets[bound] += interval.slow if bound >= 0.1 else 0
-            total = interval.fast + interval.slow
+            total = interval.quick + interval.fast + interval.slow
             self.status["2xx"] += total - interval.errors
             self.status["5xx"] += interval.errors
             self.responses.append(interval.scrape_error or self.text())
@@ -252,13 +255,160 @@ def test_documented_defaults_match_the_code() -> None:
     for name, option in spec.items():
         assert doc[name].get("default") == option.get("default"), name
         assert doc[name]["type"] == option["type"], name
-    for name, option in spec["metric_names"]["options"].items():
-        assert doc["metric_names"]["suboptions"][name]["default"] == option["default"], name
+    for group in ("metric_names", "judge"):
+        for name, option in spec[group]["options"].items():
+            assert doc[group]["suboptions"][name].get("default") == option.get("default"), (group, name)
+            assert doc[group]["suboptions"][name]["type"] == option["type"], (group, name)
+        assert set(doc[group]["suboptions"]) == set(spec[group]["options"]), group
+    assert set(doc) == set(spec)
+    assert spec["judge"]["options"]["alpha"]["default"] == JudgeConfig().alpha
     assert doc["phase"]["choices"] == list(PHASES)
     assert spec["count"]["default"] == AnalysisRun().count
     assert spec["metric_names"]["options"]["histogram"]["default"] == MetricNames().histogram
     yaml.safe_load(rollout_analysis.EXAMPLES)
     yaml.safe_load(rollout_analysis.RETURN)
+
+
+# ------------------------------------------------------------------------------------ baseline judge
+
+L1 = "http://10.0.0.21:8080/metrics"
+
+
+def judged_args(**extra: Any) -> dict[str, Any]:
+    return web_args(baseline_targets=[L1], **extra)
+
+
+def test_judge_passes_a_release_that_behaves_like_legacy(capsys: pytest.CaptureFixture) -> None:
+    fleet = Fleet(
+        {
+            R1: Router([Traffic(100, quick=300)] * 3),
+            R2: Router([Traffic(100, quick=300)] * 3),
+            L1: Router([Traffic(200, quick=600)] * 3),
+        }
+    )
+    rc, result = run_module(judged_args(), capsys, fetch_text=fleet.fetch_text)
+    assert rc == 0
+    assert result["verdict"] == "Successful"
+    judge = result["judge"]
+    assert (judge["verdict"], judge["score"]) == ("Successful", 100)
+    latency = judge["metrics"]["latency"]
+    assert latency["classification"] == "Pass"
+    assert latency["effect"] == 0.5
+    # Every request of the run, summed over instances: 3 intervals x 2 routers x 400 vs 3 x 800.
+    assert latency["samples"] == {"new": 2400, "legacy": 2400}
+    assert judge["settings"] == JudgeConfig().to_dict()
+    assert result["message"].startswith("Successful: 3 of 3 measurements")
+    assert "; baseline judge Successful (score 100 >= pass_score 95)" in result["message"]
+    # Legacy is scraped at the same moments as the new pool: right after it, every round.
+    assert [url for url, _ in fleet.calls] == [R1, R2, L1] * 4
+
+
+def test_judge_fails_a_latency_regression_inside_the_sla(capsys: pytest.CaptureFixture) -> None:
+    # Legacy answers 90 % in <= 5 ms, the new pool 90 % in (5, 45] ms: p95 45 ms is inside the 48 ms
+    # budget, so every threshold measurement passes, yet the new engine is plainly slower.
+    fleet = Fleet(
+        {
+            R1: Router([Traffic(180, quick=20)] * 3),
+            R2: Router([Traffic(180, quick=20)] * 3),
+            L1: Router([Traffic(20, quick=180)] * 3),
+        }
+    )
+    rc, result = run_module(judged_args(), capsys, fetch_text=fleet.fetch_text)
+    assert rc == 1
+    assert [m["verdict"] for m in result["measurements"]] == ["Successful"] * 3
+    assert result["verdict"] == "Failed"
+    latency = result["judge"]["metrics"]["latency"]
+    assert latency["classification"] == "High"
+    assert latency["effect"] == 0.9  # 0.9 x 0.9 slower + half of the 2 x 0.9 x 0.1 ties
+    assert result["msg"].startswith(
+        "Failed: baseline judge Failed (score 50 < marginal_score 75): latency High: p="
+    )
+    assert "P(new slower than legacy)=0.900 > 0.55" in result["msg"]
+    assert result["msg"].endswith(
+        "; analysis Successful: 3 of 3 measurements successful; worst p95 latency 42.778 ms, "
+        "worst success rate 100 %, peak memory 40 MB"
+    )
+
+
+def test_judge_fails_an_error_rate_regression_inside_the_sla(capsys: pytest.CaptureFixture) -> None:
+    # 0.8 % errors passes the 99 % success threshold; legacy has none.
+    fleet = Fleet(
+        {
+            R1: Router([Traffic(1000, errors=8)] * 3),
+            R2: Router([Traffic(1000, errors=8)] * 3),
+            L1: Router([Traffic(1000)] * 3),
+        }
+    )
+    rc, result = run_module(judged_args(), capsys, fetch_text=fleet.fetch_text)
+    assert rc == 1
+    assert result["counts"]["successful"] == 3
+    assert result["verdict"] == "Failed"
+    errors = result["judge"]["metrics"]["error_rate"]
+    assert errors["classification"] == "High"
+    assert errors["p_value"] < 0.001
+    assert "error rate High: p=" in result["msg"]
+    assert "new 0.8 % vs legacy 0 % (+0.8 pp > 0.1 pp)" in result["msg"]
+
+
+def test_unreachable_baseline_makes_the_judge_inconclusive_not_an_error(
+    capsys: pytest.CaptureFixture,
+) -> None:
+    fleet = Fleet(
+        {R1: Router([Traffic(100)] * 3), R2: Router([Traffic(100)] * 3), L1: Router([unreachable(L1)] * 4)}
+    )
+    fleet.routers[L1].responses.pop(0)  # not even the first scrape succeeds
+    rc, result = run_module(judged_args(), capsys, fetch_text=fleet.fetch_text)
+    assert rc == 1
+    assert [m["verdict"] for m in result["measurements"]] == ["Successful"] * 3
+    assert result["verdict"] == result["judge"]["verdict"] == "Inconclusive"
+    assert result["judge"]["score"] is None
+    assert result["msg"].startswith("Inconclusive: baseline judge Inconclusive: too few samples: latency:")
+    assert f"legacy {L1}: unreachable: [Errno 111] Connection refused" in result["msg"]
+
+
+def test_judge_off_scrapes_no_baseline(capsys: pytest.CaptureFixture) -> None:
+    fleet = Fleet({R1: Router([Traffic(100)] * 3), R2: Router([Traffic(100)] * 3), L1: Router([])})
+    rc, result = run_module(judged_args(judge={"enabled": False}), capsys, fetch_text=fleet.fetch_text)
+    assert rc == 0
+    assert "judge" not in result
+    assert L1 not in {url for url, _ in fleet.calls}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (web_args(judge={"enabled": True}), "baseline_targets: at least one legacy /metrics URL"),
+        (judged_args(judge={"marginal_score": 99}), "judge.marginal_score: 99 is above pass_score 95"),
+        (web_args(baseline_targets=[R1]), f"baseline_targets: {R1} is also in targets"),
+        (
+            {
+                "phase": "full",
+                "provider": "prometheus",
+                "prometheus_url": "http://p:9090",
+                "baseline_targets": [L1],
+            },
+            "judge: the baseline judge needs provider=web",
+        ),
+    ],
+)
+def test_bad_judge_input_fails_before_measuring(
+    capsys: pytest.CaptureFixture, args: dict[str, Any], message: str
+) -> None:
+    fleet = Fleet({R1: Router([]), R2: Router([]), L1: Router([])})
+    rc, result = run_module(args, capsys, fetch_text=fleet.fetch_text)
+    assert rc == 1
+    assert result["msg"].startswith(message)
+    assert fleet.calls == []
+
+
+def test_missing_scipy_is_reported(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rollout_analysis, "HAS_SCIPY", False)
+    rc, result = run_module(judged_args(), capsys)
+    assert rc == 1
+    assert "scipy" in result["msg"]
+    # Without a baseline the judge is off and scipy is not needed.
+    fleet = Fleet({R1: Router([Traffic(100)] * 3), R2: Router([Traffic(100)] * 3)})
+    assert run_module(web_args(), capsys, fetch_text=fleet.fetch_text)[0] == 0
 
 
 # ------------------------------------------------------------------------------------------ prometheus
