@@ -62,3 +62,22 @@ def test_clients_were_answered_throughout(breach):
 def test_the_new_routers_are_kept_for_forensics(breach):
     for port in (18081, 18082):
         assert requests.get(f"http://127.0.0.1:{port}/ready", timeout=5).status_code == 200
+
+
+def test_the_baseline_judge_catches_a_release_slower_than_legacy_inside_the_sla():
+    """+15 ms keeps p95 far under 48 ms, so only the Mann-Whitney comparison with legacy can catch it."""
+    judged = json.dumps(
+        {
+            "router_fault_injection": {"latency_ms": 15},
+            "rollout_analysis_provider": "web",
+            "rollout_judge": {"enabled": True},
+            "rollout_force": True,
+        }
+    )
+    with load(rate=100):
+        run = run_playbook("partial.yml", "-e", "rollout_weight=50", "-e", judged)
+    assert run.returncode != 0
+    assert "ROLLBACK partial at 50%: traffic is back on legacy" in run.output
+    assert "judge" in run.output.lower()
+    assert "latency" in run.output
+    assert traffic_state()["new_weight"] == 0
