@@ -1,4 +1,6 @@
-"""msgroute routing engine: classifies messages and picks their destination, behind nginx.
+"""msgroute routing engine: classifies messages, queues them by class and delivers them to the least-loaded
+destination, behind nginx.
 
-Entry points: ``python -m router_app`` (the service) and ``python -m router_app.loadgen`` (synthetic traffic).
+Entry points: ``python -m router_app`` (the service), ``python -m router_app.sink`` (a destination for local
+runs) and ``python -m router_app.loadgen`` (synthetic traffic).
 """

@@ -1,158 +1,162 @@
-"""HTTP layer: the FastAPI application and its endpoints.
+"""Application assembly: the FastAPI app for operations and documentation, wrapped by the edge hot path.
 
-``/v1/route`` reads and validates its body itself (pydantic-core parses the raw bytes in one step) so the
-size limit applies before any parsing, and bad input of every kind maps to a 4xx instead of a 5xx.
+``create_app`` returns the ``EdgeApp`` (what uvicorn serves). FastAPI serves ``/health``, ``/health/details``,
+``/ready``, ``/version``, ``/metrics``, ``/openapi.json`` and the admin endpoints, and documents the two
+routing endpoints that the edge layer answers itself.
 """
 
 from __future__ import annotations
 
+import hmac
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Header, Response
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
-from starlette.requests import ClientDisconnect
-from starlette.types import ASGIApp
 
 from router_app import metrics
 from router_app.config import Settings, load_settings
-from router_app.edge import ROUTE_PATH, EdgeMiddleware
+from router_app.edge import BATCH_PATH, ROUTE_PATH, EdgeApp
 from router_app.engine import RoutingEngine
-from router_app.faults import build_injector
 from router_app.lifecycle import Lifecycle
-from router_app.models import ErrorBody, RouteDecision, RouteRequest
+from router_app.logs import get_logger
+from router_app.models import BatchDecision, BatchRequest, ErrorBody, FaultUpdate, RouteDecision, RouteRequest
+
+ROUTE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"model": RouteDecision, "description": "Routing decision"},
+    400: {"model": ErrorBody, "description": "Body is not valid JSON"},
+    413: {"model": ErrorBody, "description": "Body over ROUTER_MAX_BODY_BYTES"},
+    422: {"model": ErrorBody, "description": "Body breaks the schema"},
+    429: {"model": ErrorBody, "description": "Class queue full; retry after the Retry-After header"},
+    503: {
+        "model": ErrorBody,
+        "description": "No destination available, store unavailable, or injected fault",
+    },
+}
 
 
-class BodyTooLarge(Exception):
-    """The request body is over the configured limit."""
+ADMIN_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "Body is not valid JSON"},
+    401: {"model": ErrorBody, "description": "Bearer token missing or wrong"},
+    404: {"model": ErrorBody, "description": "Admin endpoints disabled (no ROUTER_ADMIN_TOKEN)"},
+}
 
 
-class RouterAPI(FastAPI):
-    """FastAPI with ``EdgeMiddleware`` outside everything else, Starlette's 500 handler included."""
-
-    edge_version = "dev"
-    edge_mode = "live"
-
-    def build_middleware_stack(self) -> ASGIApp:
-        return EdgeMiddleware(super().build_middleware_stack(), self.edge_version, self.edge_mode)
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The whole body, refusing more than ``limit`` bytes without buffering them.
-
-    A declared Content-Length is checked first; a chunked body is counted as it streams in.
-    """
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge
-    chunks = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
+def _require_admin(settings: Settings, authorization: str | None) -> JSONResponse | None:
+    """``None`` when the bearer token is right; otherwise the refusal (404 when no token is configured)."""
+    if settings.admin_token is None:
+        return JSONResponse({"detail": "admin endpoints are disabled (ROUTER_ADMIN_TOKEN is not set)"}, 404)
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), settings.admin_token.encode()):
+        return JSONResponse(
+            {"detail": "admin token missing or wrong"}, 401, headers={"WWW-Authenticate": "Bearer"}
+        )
+    return None
 
 
-def error_response(status: int, detail: str | list[dict[str, Any]]) -> JSONResponse:
-    return JSONResponse({"detail": detail}, status_code=status)
-
-
-def validation_response(exc: ValidationError) -> JSONResponse:
-    """400 for a body that is not JSON at all, 422 for JSON that breaks the schema; input is never echoed."""
-    errors = [
-        {"type": e["type"], "loc": list(e["loc"]), "msg": e["msg"]}
-        for e in exc.errors(include_url=False, include_context=False, include_input=False)
-    ]
-    status = 400 if any(e["type"] == "json_invalid" for e in errors) else 422
-    return error_response(status, errors)
-
-
-def _route_openapi() -> dict[str, Any]:
-    """Document the body that the handler parses by hand (FastAPI cannot infer it from the signature)."""
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": RouteRequest.model_json_schema()}},
-        }
-    }
-
-
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, engine: RoutingEngine | None = None) -> EdgeApp:
     """Build the application for ``settings`` (default: from the environment, validated)."""
     if settings is None:
         settings = load_settings(os.environ)
     lifecycle = Lifecycle()
-    engine = RoutingEngine(settings)
-    injector = build_injector(settings)
-    limit = settings.max_body_bytes
+    engine = engine if engine is not None else RoutingEngine(settings)
+    log = get_logger()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await engine.start()
         lifecycle.mark_ready()
         yield
         lifecycle.begin_drain()
+        await engine.stop(settings.drain_timeout_s)
 
-    app = RouterAPI(
+    api = FastAPI(
         title="msgroute router",
         version=settings.version,
+        summary="Classifies messages, queues them by class, delivers them to the least-loaded destination.",
         docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
     )
-    app.edge_version = settings.version
-    app.edge_mode = settings.mode
-    app.state.settings = settings
-    app.state.lifecycle = lifecycle
-    app.state.engine = engine
+    api.state.settings = settings
+    api.state.lifecycle = lifecycle
+    api.state.engine = engine
     metrics.set_build_info(settings.version, settings.mode)
 
-    @app.post(
+    @api.post(
         ROUTE_PATH,
-        summary="Classify a message and choose its destination",
-        responses={
-            200: {"model": RouteDecision, "description": "Routing decision"},
-            400: {"model": ErrorBody, "description": "Body is not valid JSON"},
-            413: {"model": ErrorBody, "description": "Body over ROUTER_MAX_BODY_BYTES"},
-            422: {"model": ErrorBody, "description": "Body breaks the schema"},
-            503: {"model": ErrorBody, "description": "Injected fault"},
-        },
-        openapi_extra=_route_openapi(),
+        summary="Classify one message, choose its destination and queue it for dispatch",
+        responses=ROUTE_RESPONSES,
     )
-    async def route(request: Request) -> Response:
-        try:
-            body = await read_body(request, limit)
-        except BodyTooLarge:
-            return error_response(413, f"request body exceeds {limit} bytes")
-        except ClientDisconnect:
-            return error_response(400, "client disconnected before sending the body")
-        try:
-            message = RouteRequest.model_validate_json(body)
-        except ValidationError as exc:
-            return validation_response(exc)
-        if injector is not None and await injector.apply():
-            return error_response(503, "fault injected")
-        return Response(engine.route(message).model_dump_json(), media_type="application/json")
+    async def route(message: RouteRequest) -> Response:  # pragma: no cover - the edge layer answers this path
+        """Served by ``EdgeApp``; this handler only documents the endpoint."""
+        return JSONResponse({"detail": "served by the edge layer"}, 500)
 
-    @app.get("/health", summary="Liveness")
+    @api.post(
+        BATCH_PATH,
+        summary="Route several messages in order, each as if posted alone",
+        responses={**ROUTE_RESPONSES, 200: {"model": BatchDecision, "description": "One result per message"}},
+    )
+    async def route_batch(
+        batch: BatchRequest,
+    ) -> Response:  # pragma: no cover - the edge layer answers this path
+        """Served by ``EdgeApp``; this handler only documents the endpoint."""
+        return JSONResponse({"detail": "served by the edge layer"}, 500)
+
+    @api.get("/health", summary="Liveness")
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/ready", summary="Readiness: 503 while starting or draining")
+    @api.get("/health/details", summary="Breakers, queues, destinations, idempotency store, flags, faults")
+    async def health_details() -> dict[str, Any]:
+        return {
+            "status": "ok",
+            "state": lifecycle.state,
+            "version": settings.version,
+            "mode": settings.mode,
+            **engine.describe(),
+        }
+
+    @api.get("/ready", summary="Readiness: 503 while starting or draining")
     async def ready() -> JSONResponse:
         return JSONResponse({"status": lifecycle.state}, status_code=200 if lifecycle.ready else 503)
 
-    @app.get("/version", summary="Running engine version and mode")
+    @api.get("/version", summary="Running engine version and mode")
     async def version() -> dict[str, str]:
         return {"version": settings.version, "mode": settings.mode}
 
-    @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    @api.get("/metrics", summary="Prometheus metrics", response_class=Response)
     async def prometheus_metrics() -> Response:
         content, content_type = metrics.render()
         return Response(content, media_type=content_type)
 
-    return app
+    @api.get("/admin/faults", summary="Fault injection settings (bearer token)", responses=ADMIN_RESPONSES)
+    async def get_faults(authorization: Annotated[str | None, Header()] = None) -> Any:
+        return _require_admin(settings, authorization) or engine.faults.describe()
+
+    @api.put("/admin/faults", summary="Change fault injection (bearer token)", responses=ADMIN_RESPONSES)
+    async def put_faults(update: FaultUpdate, authorization: Annotated[str | None, Header()] = None) -> Any:
+        refused = _require_admin(settings, authorization)
+        if refused is not None:
+            return refused
+        unknown = sorted(set(update.latency_ms_by_class or {}) - set(engine.rules.classes))
+        if unknown:
+            return JSONResponse({"detail": f"unknown class(es) {', '.join(unknown)}"}, 422)
+        engine.faults.configure(**update.model_dump(exclude_none=True))
+        log.warning("fault injection changed", extra={"fields": {"faults": engine.faults.describe()}})
+        return engine.faults.describe()
+
+    @api.delete("/admin/faults", summary="Turn fault injection off (bearer token)", responses=ADMIN_RESPONSES)
+    async def delete_faults(authorization: Annotated[str | None, Header()] = None) -> Any:
+        refused = _require_admin(settings, authorization)
+        if refused is not None:
+            return refused
+        engine.faults.configure(enabled=False)
+        log.warning("fault injection turned off", extra={"fields": {"faults": engine.faults.describe()}})
+        return engine.faults.describe()
+
+    return EdgeApp(
+        api, engine, settings.version, settings.mode, settings.max_body_bytes, settings.max_batch_size
+    )

@@ -1,39 +1,343 @@
-"""The routing engine: classification plus destination choice, independent of HTTP.
+"""The routing engine: classify, decide, admit (idempotency + queue) and hand over to dispatch; no HTTP here.
 
-Kept apart from the web layer so later stages (priority queues, circuit breakers, idempotency) extend one
-object that is testable without a server.
+Order of admission for live traffic, chosen so that nothing is half-done when a step says no:
+
+1. classify (pure) and apply injected faults;
+2. if every destination's breaker is open: 503 with Retry-After, nothing stored;
+3. reserve a slot in the class queue: full means 429 with Retry-After, nothing stored (unless the id is
+   already known: then it is a duplicate like in step 4);
+4. claim the message id in the idempotency store with the decision: an earlier claim means a duplicate,
+   answered with the earlier decision, and the reserved slot is given back;
+5. commit the message to the queue; dispatch delivers it later.
+
+Mirrored traffic (shadow mode or ``X-Msgroute-Mirrored: 1``) stops after the decision: it only *reads* the
+idempotency store and never queues, so it has no side effects. Without destination URLs (decide-only) the
+decision is claimed and answered but nothing is queued.
 """
 
 from __future__ import annotations
 
-import itertools
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
-from router_app.classifier import classify
-from router_app.config import Settings
-from router_app.models import RouteDecision, RouteRequest
+from router_app import metrics
+from router_app.breaker import STATE_NAMES, CircuitBreaker
+from router_app.classifier import Classification, RuleSet, classify, load_rules
+from router_app.config import ConfigError, Settings
+from router_app.dispatch import Dispatcher
+from router_app.faults import FaultInjector
+from router_app.flags import FeatureFlags
+from router_app.httpclient import HttpDestination
+from router_app.idempotency import IdempotencyStore, MemoryStore, RedisStore, StoreUnavailable
+from router_app.logs import get_logger
+from router_app.models import RouteRequest
+from router_app.queues import ClassQueue, Envelope, QueueSet, retry_after_s
+from router_app.strategy import RoutingStrategy
+
+
+@dataclass(slots=True)
+class Answer:
+    """What the HTTP layer sends: a status and a JSON-able body, plus what to count."""
+
+    status: int
+    body: dict[str, Any]
+    outcome: str
+    message_class: str
+    retry_after: int | None = None
+
+
+def check_class_names(settings: Settings, classes: tuple[str, ...]) -> None:
+    """Per-class settings must name classes the rules declare (a typo would silently do nothing)."""
+    for field_name, variable in (
+        ("queue_capacity_by_class", "ROUTER_QUEUE_CAPACITY_BY_CLASS"),
+        ("queue_weight_by_class", "ROUTER_QUEUE_WEIGHT_BY_CLASS"),
+        ("fault_latency_ms_by_class", "ROUTER_FAULT_LATENCY_MS_BY_CLASS"),
+    ):
+        unknown = sorted(set(getattr(settings, field_name)) - set(classes))
+        if unknown:
+            raise ConfigError(
+                variable, f"unknown class(es) {', '.join(unknown)}; the rules declare {list(classes)}"
+            )
+
+
+def build_store(settings: Settings) -> IdempotencyStore:
+    if settings.redis_url:
+        return RedisStore(
+            settings.redis_url,
+            settings.idempotency_window_s,
+            settings.redis_key_prefix,
+            settings.redis_timeout_s,
+        )
+    return MemoryStore(settings.idempotency_window_s, settings.idempotency_max_entries)
 
 
 class RoutingEngine:
-    """Routes messages; destinations are chosen round-robin so load spreads evenly and predictably.
+    """One per process, on one event loop: no locking anywhere."""
 
-    Not thread-safe by design: it runs on the single event loop of one uvicorn worker.
-    """
-
-    def __init__(self, settings: Settings) -> None:
-        self._destinations = itertools.cycle(settings.destinations)
-        self._version = settings.version
-        self._mode = settings.mode
-
-    def route(self, message: RouteRequest) -> RouteDecision:
-        """Decide where ``message`` goes; deterministic for a given request order."""
-        decided = classify(message.type, message.priority)
-        return RouteDecision(
-            message_id=message.id,
-            classification=decided.classification,
-            priority=decided.priority,
-            queue=decided.queue,
-            destination=next(self._destinations),
-            engine_version=self._version,
-            mode=self._mode,
-            rule=decided.rule,
+    def __init__(
+        self,
+        settings: Settings,
+        rules: RuleSet | None = None,
+        store: IdempotencyStore | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.rules = rules if rules is not None else load_rules(settings.rules_file)
+        check_class_names(settings, self.rules.classes)
+        try:
+            self.flags = FeatureFlags(settings.flags)
+        except ValueError as exc:
+            raise ConfigError("ROUTER_FLAGS", str(exc)) from None
+        self.clock = clock
+        self.version = settings.version
+        self.mode = settings.mode
+        self.dispatching = settings.dispatching
+        self.strategy = RoutingStrategy(
+            settings.destinations,
+            settings.routing_ewma_alpha,
+            settings.routing_latency_weight,
+            settings.routing_load_weight,
         )
+        self.breakers = {
+            name: CircuitBreaker(
+                name,
+                settings.breaker_failure_threshold,
+                settings.breaker_recovery_s,
+                clock,
+                on_change=self._breaker_changed,
+            )
+            for name in settings.destinations
+        }
+        self.queues = QueueSet(
+            {c: settings.queue_capacity_by_class.get(c, settings.queue_capacity) for c in self.rules.classes},
+            {c: settings.queue_weight_by_class.get(c, 1) for c in self.rules.classes},
+            on_expired=self._expired,
+        )
+        self.store = store if store is not None else build_store(settings)
+        self.faults = FaultInjector.from_settings(settings)
+        self.dispatcher: Dispatcher | None = None
+        if self.dispatching:
+            self.dispatcher = Dispatcher(
+                self.queues,
+                self.strategy,
+                self.breakers,
+                {
+                    n: HttpDestination(u, settings.dispatch_timeout_s)
+                    for n, u in settings.destination_urls.items()
+                },
+                settings.dispatch_concurrency,
+                settings.dispatch_max_attempts,
+                settings.version,
+                clock,
+            )
+        self._default_ttl_s = settings.default_ttl_ms / 1000
+        self._max_ttl_s = settings.max_ttl_ms / 1000
+        self._log = get_logger()
+        self._export_metrics()
+
+    # -- metrics and state -----------------------------------------------------------------------------------
+
+    def _export_metrics(self) -> None:
+        metrics.declare_classes(self.rules.classes)
+        for gauge in (
+            metrics.QUEUE_DEPTH,
+            metrics.QUEUE_CAPACITY,
+            metrics.BREAKER_STATE,
+            metrics.DESTINATION_IN_FLIGHT,
+            metrics.DESTINATION_PENDING,
+            metrics.DESTINATION_LATENCY,
+        ):
+            gauge.clear()  # one engine per process; tests build several, each exports only its own series
+        for name, queue in self.queues.queues.items():
+            metrics.QUEUE_DEPTH.labels(name).set_function(queue.__len__)
+            metrics.QUEUE_CAPACITY.labels(name).set(queue.capacity)
+        for name, breaker in self.breakers.items():
+            metrics.BREAKER_STATE.labels(name).set(breaker.state)
+            load = self.strategy.loads[name]
+            metrics.DESTINATION_IN_FLIGHT.labels(name).set_function(lambda load=load: load.in_flight)
+            metrics.DESTINATION_PENDING.labels(name).set_function(lambda load=load: load.pending)
+            metrics.DESTINATION_LATENCY.labels(name).set_function(lambda load=load: load.ewma_ms / 1000)
+        store = self.store
+        metrics.IDEMPOTENCY_ENTRIES.set_function(lambda: len(store) if isinstance(store, MemoryStore) else 0)
+        for flag, percent in self.flags.percents.items():
+            metrics.FEATURE_FLAG_PERCENT.labels(flag).set(percent)
+        faults = self.faults
+        metrics.FAULT_INJECTION.set_function(lambda: 1 if faults.active else 0)
+
+    def _breaker_changed(self, name: str, old: int, new: int) -> None:
+        metrics.BREAKER_STATE.labels(name).set(new)
+        metrics.BREAKER_TRANSITIONS.labels(name, STATE_NAMES[new]).inc()
+        self._log.warning(
+            f"breaker for {name} is {STATE_NAMES[new]}",
+            extra={"fields": {"destination": name, "from": STATE_NAMES[old], "to": STATE_NAMES[new]}},
+        )
+
+    def _expired(self, envelope: Envelope) -> None:
+        if self.dispatcher is not None:
+            self.dispatcher.on_expired(envelope)
+
+    async def start(self) -> None:
+        await self.store.start()
+        if self.dispatcher is not None:
+            self.dispatcher.start()
+
+    async def stop(self, drain_timeout_s: float) -> None:
+        if self.dispatcher is not None:
+            await self.dispatcher.drain(drain_timeout_s)
+        await self.store.close()
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "dispatching": self.dispatching,
+            "breakers": {name: b.describe() for name, b in self.breakers.items()},
+            "destinations": self.strategy.describe(),
+            "queues": {
+                name: {"depth": len(q), "capacity": q.capacity, "expired": q.expired, "rejected": q.rejected}
+                for name, q in self.queues.queues.items()
+            },
+            "idempotency": self.store.describe(),
+            "flags": self.flags.percents,
+            "faults": self.faults.describe(),
+        }
+
+    # -- decisions -------------------------------------------------------------------------------------------
+
+    def classify(self, message: RouteRequest) -> Classification:
+        return classify(
+            self.rules, message.type, message.source, message.priority, message.metadata, message.payload
+        )
+
+    def _choose(self, message_id: str, candidates: tuple[str, ...] | list[str]) -> tuple[str, str]:
+        """Destination and the strategy that chose it (the feature flags pick the strategy per message)."""
+        if self.flags.enabled("least_loaded", message_id):
+            predictive = self.flags.enabled("predictive_load", message_id)
+            return self.strategy.least_loaded(candidates, predictive), "least_loaded"
+        return self.strategy.round_robin(candidates), "round_robin"
+
+    def _decision(
+        self, message: RouteRequest, c: Classification, dest: str, strategy: str, outcome: str
+    ) -> dict:
+        return {
+            "message_id": message.id,
+            "classification": c.classification,
+            "priority": c.priority,
+            "queue": c.queue,
+            "destination": dest,
+            "engine_version": self.version,
+            "mode": self.mode,
+            "rule": c.rule,
+            "explanation": c.explanation,
+            "strategy": strategy,
+            "outcome": outcome,
+        }
+
+    def decide(self, message: RouteRequest) -> dict[str, Any]:
+        """The decision alone, without admission (pure apart from the round-robin position)."""
+        c = self.classify(message)
+        dest, strategy = self._choose(message.id, self.strategy.names)
+        return self._decision(message, c, dest, strategy, "decided")
+
+    @staticmethod
+    def _duplicate(previous: dict[str, Any], c: Classification) -> Answer:
+        return Answer(200, {**previous, "outcome": "duplicate"}, "duplicate", c.classification)
+
+    def _ttl_s(self, message: RouteRequest) -> float:
+        ttl_ms = message.ttl_ms
+        return self._default_ttl_s if not ttl_ms else min(ttl_ms / 1000, self._max_ttl_s)
+
+    async def submit(
+        self, message: RouteRequest, body: bytes, mirrored: bool, request_id: str = ""
+    ) -> Answer:
+        """Route one message (see the module docstring for the order of steps)."""
+        c = self.classify(message)
+        if self.faults.active and await self.faults.apply(c.classification):
+            return Answer(503, {"detail": "fault injected"}, "fault", c.classification)
+        try:
+            if mirrored:
+                return await self._shadow(message, c)
+            if not self.dispatching:
+                return await self._decide_only(message, c)
+            return await self._admit(message, c, body, request_id)
+        except StoreUnavailable:
+            metrics.IDEMPOTENCY_ERRORS.inc()
+            return Answer(
+                503,
+                {"detail": "idempotency store unavailable"},
+                "unavailable",
+                c.classification,
+                retry_after=1,
+            )
+
+    async def _shadow(self, message: RouteRequest, c: Classification) -> Answer:
+        try:
+            previous = await self.store.lookup(message.id)
+        except StoreUnavailable:
+            previous = None  # a shadow answer is discarded anyway; a store outage must not fail it
+        if previous is not None:
+            return self._duplicate(previous, c)
+        dest, strategy = self._choose(message.id, self.strategy.names)
+        return Answer(200, self._decision(message, c, dest, strategy, "shadow"), "shadow", c.classification)
+
+    async def _decide_only(self, message: RouteRequest, c: Classification) -> Answer:
+        dest, strategy = self._choose(message.id, self.strategy.names)
+        decision = self._decision(message, c, dest, strategy, "decided")
+        previous = await self.store.claim(message.id, decision)
+        if previous is not None:
+            return self._duplicate(previous, c)
+        return Answer(200, decision, "decided", c.classification)
+
+    def _unavailable(self, c: Classification) -> Answer:
+        wait = min(b.seconds_until_retry() for b in self.breakers.values())
+        retry = max(1, math.ceil(wait))
+        detail = "every destination's circuit breaker is open"
+        return Answer(503, {"detail": detail, "retry_after_s": retry}, "unavailable", c.classification, retry)
+
+    def _rejected(self, queue: ClassQueue, c: Classification) -> Answer:
+        retry = retry_after_s(len(queue), self.queues.drain_per_s)
+        metrics.QUEUE_REJECTED.labels(queue.name).inc()
+        detail = f"queue {queue.name!r} is full ({queue.capacity} messages); retry later"
+        return Answer(429, {"detail": detail, "retry_after_s": retry}, "rejected", c.classification, retry)
+
+    async def _admit(self, message: RouteRequest, c: Classification, body: bytes, request_id: str) -> Answer:
+        candidates = [name for name in self.strategy.names if self.breakers[name].available()]
+        if not candidates:
+            return self._unavailable(c)
+        queue = self.queues[c.queue]
+        if not queue.try_reserve():
+            # A full queue must not bounce a retry of a message it already holds: look before refusing.
+            try:
+                previous = await self.store.lookup(message.id)
+            except StoreUnavailable:
+                previous = None
+            if previous is not None:
+                return self._duplicate(previous, c)
+            return self._rejected(queue, c)
+        try:
+            dest, strategy = self._choose(message.id, candidates)
+            decision = self._decision(message, c, dest, strategy, "queued")
+            previous = await self.store.claim(message.id, decision)
+        except BaseException:
+            queue.release()
+            raise
+        if previous is not None:
+            queue.release()
+            return self._duplicate(previous, c)
+        now = self.clock()
+        self.strategy.assign(dest)
+        self.queues.commit(
+            queue,
+            Envelope(
+                message.id,
+                c.classification,
+                c.priority,
+                dest,
+                body,
+                now + self._ttl_s(message),
+                now,
+                request_id,
+            ),
+        )
+        return Answer(200, decision, "queued", c.classification)

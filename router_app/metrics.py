@@ -8,6 +8,9 @@ than interpolated. Series live in the default registry, next to the process coll
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 import prometheus_client
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
 
@@ -68,3 +71,92 @@ def set_build_info(version: str, mode: str) -> None:
 def render() -> tuple[bytes, str]:
     """Exposition text of the default registry and its content type."""
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+# -- engine metrics (per message class, queue, destination) -------------------------------------------------
+
+MESSAGE_OUTCOMES = ("queued", "decided", "shadow", "duplicate", "rejected", "unavailable", "fault")
+DELIVERY_OUTCOMES = ("delivered", "expired", "failed", "refused", "abandoned")
+
+MESSAGES = Counter(
+    "msgroute_messages_total",
+    "Route answers per message by message class and outcome (batch items count one each).",
+    ["message_class", "outcome"],
+)
+MESSAGE_DURATION = Histogram(
+    "msgroute_message_duration_seconds",
+    "Time to answer POST /v1/route by message class (single-message requests only).",
+    ["message_class"],
+    buckets=ROUTE_DURATION_BUCKETS,
+)
+QUEUE_DEPTH = Gauge("msgroute_queue_depth", "Messages waiting for dispatch.", ["queue"])
+QUEUE_CAPACITY = Gauge("msgroute_queue_capacity", "Queue bound; a full queue answers 429.", ["queue"])
+QUEUE_EXPIRED = Counter(
+    "msgroute_queue_expired_total", "Messages whose TTL ran out before dispatch.", ["queue"]
+)
+QUEUE_REJECTED = Counter(
+    "msgroute_queue_rejected_total", "Messages refused with 429 (queue full).", ["queue"]
+)
+BREAKER_STATE = Gauge(
+    "msgroute_breaker_state",
+    "Circuit breaker per destination: 0 closed, 1 half-open, 2 open.",
+    ["destination"],
+)
+BREAKER_TRANSITIONS = Counter(
+    "msgroute_breaker_transitions_total", "Breaker state changes by new state.", ["destination", "state"]
+)
+DISPATCH_ATTEMPTS = Counter(
+    "msgroute_dispatch_attempts_total",
+    "Delivery attempts: ok (2xx), error (unreachable, timeout, 5xx, 429), refused (other 4xx).",
+    ["destination", "result"],
+)
+DISPATCH_DURATION = Histogram(
+    "msgroute_dispatch_duration_seconds",
+    "Delivery attempt time.",
+    ["destination"],
+    buckets=ROUTE_DURATION_BUCKETS,
+)
+DELIVERIES = Counter(
+    "msgroute_deliveries_total",
+    "What finally happened to queued messages: delivered, expired (TTL), failed (attempts used up), refused "
+    "(destination answered 4xx), abandoned (still queued when the drain deadline passed at shutdown).",
+    ["message_class", "outcome"],
+)
+DESTINATION_IN_FLIGHT = Gauge("msgroute_destination_in_flight", "Deliveries in progress.", ["destination"])
+DESTINATION_PENDING = Gauge("msgroute_destination_pending", "Queued messages assigned.", ["destination"])
+DESTINATION_LATENCY = Gauge(
+    "msgroute_destination_latency_ewma_seconds", "Predicted delivery latency (EWMA).", ["destination"]
+)
+IDEMPOTENCY_ENTRIES = Gauge("msgroute_idempotency_entries", "Ids held by the in-memory idempotency store.")
+IDEMPOTENCY_ERRORS = Counter("msgroute_idempotency_errors_total", "Failed requests to the shared store.")
+FEATURE_FLAG_PERCENT = Gauge("msgroute_feature_flag_percent", "Share of messages with a flag on.", ["flag"])
+FAULT_INJECTION = Gauge("msgroute_fault_injection_enabled", "1 while fault injection is active.")
+
+_message_children: dict[tuple[str, str], Any] = {}
+_duration_children: dict[str, Any] = {}
+
+
+def count_message(message_class: str, outcome: str) -> None:
+    child = _message_children.get((message_class, outcome))
+    if child is None:
+        child = _message_children[(message_class, outcome)] = MESSAGES.labels(message_class, outcome)
+    child.inc()
+
+
+def observe_message(message_class: str, duration_s: float) -> None:
+    child = _duration_children.get(message_class)
+    if child is None:
+        child = _duration_children[message_class] = MESSAGE_DURATION.labels(message_class)
+    child.observe(duration_s)
+
+
+def declare_classes(classes: Iterable[str]) -> None:
+    """Export every (class, outcome) series at 0 so rate queries have data from the first scrape."""
+    for message_class in classes:
+        for outcome in MESSAGE_OUTCOMES:
+            count_message_child = MESSAGES.labels(message_class, outcome)
+            _message_children[(message_class, outcome)] = count_message_child
+        for outcome in DELIVERY_OUTCOMES:
+            DELIVERIES.labels(message_class, outcome)
+        QUEUE_EXPIRED.labels(message_class)
+        QUEUE_REJECTED.labels(message_class)

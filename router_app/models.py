@@ -1,40 +1,85 @@
-"""Wire format of ``/v1/route``: what a sender may post and what the engine answers.
+"""Wire format of the API: what a sender may post and what the engine answers.
 
 Requests are strict (no type coercion, no unknown fields) because a silently accepted typo in a field name
-would route a message on defaults; the answer model is the published contract in ``/openapi.json``.
+would route a message on defaults. pydantic-core validates the raw bytes in one step on the hot path; the
+answer models are the published contract in ``/openapi.json`` (the hot path writes the same shape directly).
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+MetaKey = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+MetaValue = Annotated[str, StringConstraints(max_length=256)]
+Outcome = Literal["queued", "decided", "shadow", "duplicate"]
 
 
 class RouteRequest(BaseModel):
-    """One message to route."""
+    """One message to route; ``id`` is the idempotency key."""
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
-    id: str = Field(min_length=1, max_length=128, description="Sender's unique message id.")
+    id: str = Field(min_length=1, max_length=128, description="Sender's unique message id (idempotency key).")
     source: str = Field(min_length=1, max_length=256, description="Producing system.")
-    type: str = Field(min_length=1, max_length=128, description="Message type; decides the classification.")
+    type: str = Field(
+        min_length=1, max_length=128, description="Message type; the main classification input."
+    )
     priority: int | None = Field(default=None, ge=0, le=9, description="Priority hint, 0 (highest) to 9.")
-    ttl_ms: int | None = Field(default=None, ge=0, description="Time to live in milliseconds.")
-    payload: dict[str, Any] | None = Field(default=None, description="Opaque body, not inspected yet.")
+    ttl_ms: int | None = Field(
+        default=None,
+        ge=0,
+        description="Time to live in milliseconds; 0 or absent means the service default, larger than the "
+        "service maximum is capped. A message not dispatched in time expires (counted, never delivered).",
+    )
+    metadata: dict[MetaKey, MetaValue] | None = Field(
+        default=None, max_length=32, description="Routing metadata (string values) that rules may match on."
+    )
+    payload: dict[str, Any] | None = Field(
+        default=None, description="Message body, delivered as sent; keyword rules read its text."
+    )
+
+
+class BatchRequest(BaseModel):
+    """Several messages routed in order, each as if posted alone."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    messages: list[RouteRequest] = Field(min_length=1, description="At most ROUTER_MAX_BATCH_SIZE messages.")
 
 
 class RouteDecision(BaseModel):
-    """Where the engine routes a message (nothing is dispatched yet)."""
+    """Where the engine routes a message and what it did with it."""
 
     message_id: str
-    classification: Literal["strategic", "tactical"]
+    classification: str = Field(description="Message class, e.g. strategic or tactical.")
     priority: int
     queue: str
     destination: str
-    engine_version: str
+    engine_version: str = Field(description="Engine that decided (a duplicate reports the original decider).")
     mode: Literal["shadow", "live"]
-    rule: str
+    rule: str = Field(description="Name of the classification rule that matched.")
+    explanation: str = Field(description="Why that rule matched.")
+    strategy: Literal["least_loaded", "round_robin"]
+    outcome: Outcome = Field(
+        description="queued: accepted for dispatch; decided: no dispatch configured; shadow: mirrored or "
+        "shadow-mode traffic, never dispatched; duplicate: id seen within the idempotency window, "
+        "the earlier decision is returned and nothing is dispatched again."
+    )
+
+
+class BatchItem(BaseModel):
+    """One message's result inside a batch answer: a decision (status 200) or an error."""
+
+    status: int
+    decision: RouteDecision | None = None
+    detail: str | None = None
+    retry_after_s: int | None = None
+
+
+class BatchDecision(BaseModel):
+    results: list[BatchItem]
 
 
 class ErrorItem(BaseModel):
@@ -49,3 +94,17 @@ class ErrorBody(BaseModel):
     """Error answer: ``detail`` is a sentence or a list of validation problems."""
 
     detail: str | list[ErrorItem]
+    retry_after_s: int | None = None
+
+
+class FaultUpdate(BaseModel):
+    """Admin change of the fault injection; absent fields keep their value."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    enabled: bool | None = None
+    latency_ms: float | None = Field(default=None, ge=0, le=60_000)
+    latency_ms_by_class: dict[str, Annotated[float, Field(ge=0, le=60_000)]] | None = None
+    error_rate: float | None = Field(default=None, ge=0, le=1)
+    memory_growth_kb: float | None = Field(default=None, ge=0, le=1024)
+    memory_max_mb: float | None = Field(default=None, ge=0, le=4096)

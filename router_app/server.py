@@ -1,12 +1,19 @@
 """Process entry point: validate config, log it, serve with uvicorn, drain on SIGTERM.
 
 On SIGTERM ``/ready`` flips to 503 at once; uvicorn then stops accepting connections and lets requests in
-flight finish (up to ``ROUTER_GRACEFUL_TIMEOUT_S``, under Docker's 10 s stop timeout) before exiting 0.
+flight finish (up to ``ROUTER_GRACEFUL_TIMEOUT_S``); then the dispatcher delivers what is still queued (up to
+``ROUTER_DRAIN_TIMEOUT_S``, reporting anything left as abandoned) before the process exits 0. The two timeouts
+together must stay under the container stop timeout (the router role gives 20 s).
+
+uvloop and httptools are used when installed (they are pinned in requirements.txt): together they roughly
+halve the per-request cost of the server itself.
 """
 
 from __future__ import annotations
 
+import gc
 import os
+import re
 import signal
 from collections.abc import Mapping
 from dataclasses import asdict
@@ -15,7 +22,8 @@ from types import FrameType
 import uvicorn
 
 from router_app.app import create_app
-from router_app.config import ConfigError, config_warnings, load_settings
+from router_app.config import ConfigError, Settings, config_warnings, load_settings
+from router_app.corking import corked_protocol
 from router_app.lifecycle import Lifecycle
 from router_app.logs import configure_logging, get_logger
 
@@ -41,6 +49,16 @@ def _exit_after_drain(sig: int, frame: FrameType | None) -> None:
     raise SystemExit(0)
 
 
+def redacted(settings: Settings) -> dict[str, object]:
+    """Settings for the start log line, secrets masked."""
+    values = asdict(settings)
+    if values.get("admin_token"):
+        values["admin_token"] = "***"
+    if values.get("redis_url"):
+        values["redis_url"] = re.sub(r"//[^@/]*@", "//***@", values["redis_url"])
+    return values
+
+
 def main(env: Mapping[str, str] = os.environ) -> int:
     """Run the service until a signal stops it; returns the process exit code."""
     configure_logging()
@@ -56,15 +74,29 @@ def main(env: Mapping[str, str] = os.environ) -> int:
     configure_logging(settings.log_level)
     for warning in config_warnings(env, settings):
         log.warning(warning)
-    log.info("starting router", extra={"fields": {"config": asdict(settings)}})
-
-    app = create_app(settings)
+    log.info("starting router", extra={"fields": {"config": redacted(settings)}})
+    if not settings.dispatching:
+        log.info("decide-only: the destinations have no URLs, so nothing is dispatched")
+    try:
+        app = create_app(settings)
+    except ConfigError as exc:
+        log.error(
+            f"invalid configuration: {exc}",
+            extra={"fields": {"variable": exc.variable, "problem": exc.problem}},
+        )
+        return EXIT_CONFIG_ERROR
+    # Everything allocated so far (framework, models, rules) lives as long as the process. Freezing it keeps
+    # the cyclic GC from walking ~50k objects on each full collection: 15-20 ms pauses under load otherwise.
+    gc.collect()
+    gc.freeze()
     server = DrainingServer(
         uvicorn.Config(
             app,
             host=settings.host,
             port=settings.port,
             loop="auto",
+            http=corked_protocol(),
+            proxy_headers=False,  # nothing reads the client address; saves a middleware per request
             workers=1,
             access_log=False,
             log_config=None,

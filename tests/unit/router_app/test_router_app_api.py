@@ -29,7 +29,10 @@ def test_route_strategic_message(client: TestClient) -> None:
         "destination": "dest-a",
         "engine_version": "dev",
         "mode": "live",
-        "rule": "builtin:strategic-types",
+        "rule": "strategic-types",
+        "explanation": "type=alert",
+        "strategy": "least_loaded",
+        "outcome": "decided",
     }
 
 
@@ -37,7 +40,7 @@ def test_route_tactical_message_with_priority_hint(client: TestClient) -> None:
     response = client.post("/v1/route", json=message(type="status", priority=0, ttl_ms=30000))
     body = RouteDecision.model_validate(response.json())
     assert (body.classification, body.priority, body.queue) == ("tactical", 0, "tactical")
-    assert body.rule == "builtin:default-tactical"
+    assert body.rule == "status-updates"
 
 
 def test_destinations_round_robin(make_client: Callable[..., TestClient]) -> None:
@@ -149,10 +152,10 @@ def test_wrong_method_is_405(client: TestClient) -> None:
 
 
 def test_engine_failure_is_500_with_headers(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
-    def boom(_: object) -> None:
+    async def boom(*_: object) -> None:
         raise RuntimeError("engine broke")
 
-    monkeypatch.setattr(client.app.state.engine, "route", boom)
+    monkeypatch.setattr(client.app.state.engine, "submit", boom)
     response = client.post("/v1/route", json=message())
     assert response.status_code == 500
     assert response.headers["x-router-version"] == "dev"
@@ -190,12 +193,83 @@ def test_health(client: TestClient) -> None:
 def test_openapi_publishes_route_contract(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
     operation = spec["paths"]["/v1/route"]["post"]
-    schema = operation["requestBody"]["content"]["application/json"]["schema"]
+    ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    schema = spec["components"]["schemas"][ref.rsplit("/", 1)[1]]
     assert schema["additionalProperties"] is False
     assert schema["required"] == ["id", "source", "type"]
     assert schema["properties"]["id"]["maxLength"] == 128
     assert operation["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith(
         "/RouteDecision"
     )
-    assert {"413", "422", "400"} <= set(operation["responses"])
-    assert {"/health", "/ready", "/version", "/metrics"} <= set(spec["paths"])
+    assert {"413", "422", "400", "429", "503"} <= set(operation["responses"])
+    assert {"/health", "/ready", "/version", "/metrics", "/v1/route/batch", "/health/details"} <= set(
+        spec["paths"]
+    )
+
+
+def test_request_id_is_echoed_or_made_up(client: TestClient) -> None:
+    given = client.post("/v1/route", json=message(), headers={"X-Request-Id": "abc-123"})
+    assert given.headers["x-request-id"] == "abc-123"
+    made = [client.post("/v1/route", json=message(id=f"r{i}")).headers["x-request-id"] for i in range(2)]
+    assert made[0] != made[1] and all(made)
+    hostile = client.post("/v1/route", json=message(id="r9"), headers={"X-Request-Id": "a b\\"})
+    assert hostile.headers["x-request-id"] != "a b\\"
+    assert client.get("/health").headers["x-request-id"]
+
+
+def test_metadata_is_accepted_and_constrained(client: TestClient) -> None:
+    ok = client.post("/v1/route", json=message(metadata={"severity": "critical"}))
+    assert (ok.status_code, ok.json()["rule"]) == (200, "critical-severity")
+    assert client.post("/v1/route", json=message(metadata={"k": 1})).status_code == 422
+    too_many = {f"k{i}": "v" for i in range(33)}
+    assert client.post("/v1/route", json=message(metadata=too_many)).status_code == 422
+
+
+def test_same_id_gets_the_same_decision(client: TestClient) -> None:
+    first = client.post("/v1/route", json=message(id="dup-1", type="alert")).json()
+    again = client.post("/v1/route", json=message(id="dup-1", type="telemetry")).json()
+    assert first["outcome"] == "decided" and again["outcome"] == "duplicate"
+    assert {k: v for k, v in again.items() if k != "outcome"} == {
+        k: v for k, v in first.items() if k != "outcome"
+    }
+
+
+def test_batch_routes_each_message_in_order(client: TestClient) -> None:
+    batch = {"messages": [message(id="b1", type="alert"), message(id="b2"), message(id="b1")]}
+    response = client.post("/v1/route/batch", json=batch)
+    assert response.status_code == 200
+    results = response.json()["results"]
+    assert [r["status"] for r in results] == [200, 200, 200]
+    assert [r["decision"]["outcome"] for r in results] == ["decided", "decided", "duplicate"]
+    assert results[0]["decision"]["classification"] == "strategic"
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"messages": []}, 422),
+        ({"messages": [message(priority="1")]}, 422),
+        ({"messages": [message()], "extra": 1}, 422),
+        ([message()], 422),
+    ],
+)
+def test_bad_batches_are_4xx(client: TestClient, body: Any, status: int) -> None:
+    assert client.post("/v1/route/batch", json=body).status_code == status
+    assert client.post("/v1/route/batch", content=b"{").status_code == 400
+
+
+def test_batch_size_is_limited(make_client: Callable[..., TestClient]) -> None:
+    client = make_client(max_batch_size=2)
+    response = client.post("/v1/route/batch", json={"messages": [message(id=f"m{i}") for i in range(3)]})
+    assert response.status_code == 422
+    assert "at most 2" in response.json()["detail"]
+
+
+def test_shadow_and_mirrored_requests_do_not_claim_ids(make_client: Callable[..., TestClient]) -> None:
+    client = make_client()
+    mirrored = client.post("/v1/route", json=message(id="s-1"), headers={"X-Msgroute-Mirrored": "1"})
+    assert mirrored.json()["outcome"] == "shadow"
+    live = client.post("/v1/route", json=message(id="s-1"))
+    assert live.json()["outcome"] == "decided"  # the shadow copy left no trace
+    copy_after = client.post("/v1/route", json=message(id="s-1"), headers={"X-Msgroute-Mirrored": "1"})
+    assert copy_after.json()["outcome"] == "duplicate"

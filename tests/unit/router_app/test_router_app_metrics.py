@@ -17,6 +17,7 @@ EXPECTED_BUCKETS = [
 DURATION = "msgroute_request_duration_seconds"
 REQUESTS = "msgroute_requests_total"
 GOOD = {"id": "m-1", "source": "s", "type": "alert"}
+MESSAGES = "msgroute_messages_total"
 
 
 def scrape(client: TestClient) -> dict[str, list[tuple[str, dict[str, str], float]]]:
@@ -107,10 +108,10 @@ def test_shadow_mode_counts_everything_as_mirrored(
 def test_server_errors_are_counted_as_5xx(
     client: TestClient, sample: Callable[..., float], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def boom(_: object) -> None:
+    async def boom(*_: object) -> None:
         raise RuntimeError("engine broke")
 
-    monkeypatch.setattr(client.app.state.engine, "route", boom)
+    monkeypatch.setattr(client.app.state.engine, "submit", boom)
     before = sample(REQUESTS, status_class="5xx", mirrored="false")
     assert client.post("/v1/route", json=GOOD).status_code == 500
     assert sample(REQUESTS, status_class="5xx", mirrored="false") - before == 1
@@ -135,3 +136,51 @@ def test_duration_includes_injected_latency(
 )
 def test_status_class(status: int, expected: str) -> None:
     assert status_class(status) == expected
+
+
+def test_messages_are_counted_by_class_and_outcome(
+    make_client: Callable[..., TestClient], sample: Callable[..., float]
+) -> None:
+    client = make_client()
+    keys = [
+        ("strategic", "decided"),
+        ("tactical", "decided"),
+        ("strategic", "duplicate"),
+        ("tactical", "shadow"),
+    ]
+    before = {k: sample(MESSAGES, message_class=k[0], outcome=k[1]) for k in keys}
+    client.post("/v1/route", json={**GOOD, "id": "c-1"})
+    client.post("/v1/route", json={**GOOD, "id": "c-1"})
+    client.post("/v1/route", json={**GOOD, "id": "c-2", "type": "status"})
+    client.post(
+        "/v1/route", json={**GOOD, "id": "c-3", "type": "status"}, headers={"X-Msgroute-Mirrored": "1"}
+    )
+    after = {k: sample(MESSAGES, message_class=k[0], outcome=k[1]) - before[k] for k in keys}
+    assert after == {k: 1 for k in keys}
+
+
+def test_per_class_latency_histogram_is_separate(client: TestClient, sample: Callable[..., float]) -> None:
+    name = "msgroute_message_duration_seconds_count"
+    before = sample(name, message_class="strategic")
+    client.post("/v1/route", json={**GOOD, "id": "h-1"})
+    assert sample(name, message_class="strategic") - before == 1
+    families = scrape(client)
+    assert all(set(labels) <= {"le"} for _, labels, _ in families[DURATION])
+
+
+def test_engine_gauges_are_exported(make_client: Callable[..., TestClient]) -> None:
+    families = scrape(make_client(destinations=("n1", "n2")))
+    assert {labels["destination"]: v for _, labels, v in families["msgroute_breaker_state"]} == {
+        "n1": 0,
+        "n2": 0,
+    }
+    depth = {labels["queue"]: v for _, labels, v in families["msgroute_queue_depth"]}
+    assert depth == {"strategic": 0, "tactical": 0}
+    assert {labels["queue"] for _, labels, _ in families["msgroute_queue_capacity"]} == {
+        "strategic",
+        "tactical",
+    }
+    assert "msgroute_queue_expired" in families and "msgroute_queue_rejected" in families
+    flags = {labels["flag"]: v for _, labels, v in families["msgroute_feature_flag_percent"]}
+    assert flags == {"least_loaded": 100.0, "predictive_load": 100.0}
+    assert families["msgroute_fault_injection_enabled"][0][2] == 0

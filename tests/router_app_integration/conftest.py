@@ -1,0 +1,202 @@
+"""Real processes on 127.0.0.1: ``python -m router_app``, ``python -m router_app.sink`` and ``redis-server``.
+
+Nothing is faked here. Every process gets a free loopback port, is waited for until it answers, and is
+stopped at teardown. ``redis-server`` must be installed (Debian: ``apt-get install -y redis-server``); the
+Redis tests fail, not skip, without it, so a CI machine that lacks it is noticed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "docker: builds and runs the router image (needs a Docker engine)")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def http(
+    method: str, url: str, body: Any = None, headers: dict[str, str] | None = None
+) -> tuple[int, Any, dict]:
+    """One request; returns (status, parsed JSON or text, headers) for any status."""
+    data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+    request = urllib.request.Request(
+        url, data=data, method=method, headers={"Content-Type": "application/json", **(headers or {})}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            status, raw, got = response.status, response.read(), dict(response.headers)
+    except urllib.error.HTTPError as exc:
+        status, raw, got = exc.code, exc.read(), dict(exc.headers)
+    try:
+        return status, json.loads(raw), got
+    except ValueError:
+        return status, raw.decode(), got
+
+
+def wait_until(check: Callable[[], bool], timeout: float = 15.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@dataclass
+class Process:
+    proc: subprocess.Popen[str]
+    url: str
+    port: int
+
+    def stop(self, timeout: float = 20.0) -> tuple[int, str]:
+        """SIGTERM, wait, and return (exit code, stderr)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        _, err = self.proc.communicate(timeout=timeout)
+        return self.proc.returncode, err or ""
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.communicate(timeout=10)
+
+
+def _env(extra: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ROUTER_")}
+    env["PYTHONPATH"] = str(ROOT)
+    env.update(extra)
+    return env
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return response.status == 200
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return False
+
+
+@pytest.fixture
+def processes() -> Iterator[list[Process]]:
+    running: list[Process] = []
+    yield running
+    for process in running:
+        process.kill()
+
+
+@pytest.fixture
+def start_sink(processes: list[Process]) -> Callable[..., Process]:
+    def start(name: str = "sink", *args: str) -> Process:
+        port = free_port()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "router_app.sink", "--port", str(port), "--name", name, *args],
+            cwd=ROOT, env=_env({}), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        sink = Process(proc, f"http://127.0.0.1:{port}", port)
+        processes.append(sink)
+        wait_until(lambda: proc.poll() is not None or _answers(f"{sink.url}/health"), what=f"sink {name}")
+        assert proc.poll() is None, proc.communicate()[1]
+        return sink
+
+    return start
+
+
+@pytest.fixture
+def start_router(processes: list[Process]) -> Callable[..., Process]:
+    def start(**env: str) -> Process:
+        port = free_port()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "router_app"],
+            cwd=ROOT,
+            env=_env({"ROUTER_HOST": "127.0.0.1", "ROUTER_PORT": str(port), "ROUTER_VERSION": "it", **env}),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        router = Process(proc, f"http://127.0.0.1:{port}", port)
+        processes.append(router)
+        wait_until(lambda: proc.poll() is not None or _answers(f"{router.url}/ready"), what="router ready")
+        assert proc.poll() is None, proc.communicate()[1]
+        return router
+
+    return start
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[Process]:
+    """A private redis-server on a free loopback port, no persistence."""
+    binary = shutil.which("redis-server")
+    assert binary, "redis-server is not installed (apt-get install -y redis-server)"
+    port = free_port()
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    server = Process(proc, f"redis://127.0.0.1:{port}/0", port)
+
+    def pong() -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    wait_until(pong, what="redis-server")
+    yield server
+    server.kill()
+
+
+def route(router: Process, message: dict[str, Any], **headers: str) -> tuple[int, Any, dict]:
+    return http("POST", f"{router.url}/v1/route", message, headers)
+
+
+def message(i: int | str, msg_type: str = "status", **extra: Any) -> dict[str, Any]:
+    return {"id": f"it-{i}", "source": "integration", "type": msg_type, **extra}
+
+
+def metric(router: Process, name: str, **labels: str) -> float:
+    """One sample from the router's /metrics (0 when absent)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    _, text, _ = http("GET", f"{router.url}/metrics")
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return sample.value
+    return 0.0
+
+
+def sink_stats(sink: Process, ids: bool = False) -> dict[str, Any]:
+    return http("GET", f"{sink.url}/stats" + ("?ids=1" if ids else ""))[1]
+
+
+@pytest.fixture
+def h() -> SimpleNamespace:
+    """The helpers above, handed out as a fixture so tests never import this conftest by name."""
+    return SimpleNamespace(
+        http=http, route=route, message=message, metric=metric, sink_stats=sink_stats, wait_until=wait_until
+    )
