@@ -11,7 +11,7 @@ export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 PYTEST_ARGS ?=
 
-.PHONY: venv venv-path prepare rehearsal test lint unit integration molecule clean-venv
+.PHONY: test-tools venv venv-path prepare rehearsal test lint unit integration molecule clean-venv
 
 venv: $(VENV)/.installed
 
@@ -31,6 +31,11 @@ prepare: venv
 rehearsal: prepare
 	ansible-playbook -i $(INVENTORY) playbooks/rehearsal.yml
 
+# Debian packages the tests run for real beside the containers: redis-server (idempotency shared by two
+# engines). Installed only when missing.
+test-tools:
+	@command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends redis-server; }
+
 lint: venv
 	ruff check .
 	ruff format --check .
@@ -45,8 +50,8 @@ integration: prepare
 molecule: prepare
 	molecule test -s router
 
-test: prepare lint
-	pytest tests/unit tests/integration tests/e2e $(PYTEST_ARGS)
+test: prepare lint test-tools
+	pytest tests/unit tests/router_app_integration tests/integration tests/e2e $(PYTEST_ARGS)
 	molecule test -s router
 
 clean-venv:
