@@ -141,7 +141,8 @@ def create_app(settings: Settings | None = None, engine: RoutingEngine | None = 
         refused = _require_admin(settings, authorization)
         if refused is not None:
             return refused
-        unknown = sorted(set(update.latency_ms_by_class or {}) - set(engine.rules.classes))
+        named = set(update.latency_ms_by_class or {}) | set(update.error_rate_by_class or {})
+        unknown = sorted(named - set(engine.rules.classes))
         if unknown:
             return JSONResponse({"detail": f"unknown class(es) {', '.join(unknown)}"}, 422)
         engine.faults.configure(**update.model_dump(exclude_none=True))

@@ -26,6 +26,7 @@ FAULT_VARS = (
     "ROUTER_FAULT_LATENCY_MS",
     "ROUTER_FAULT_ERROR_RATE",
     "ROUTER_FAULT_LATENCY_MS_BY_CLASS",
+    "ROUTER_FAULT_ERROR_RATE_BY_CLASS",
     "ROUTER_FAULT_MEMORY_GROWTH_KB",
 )
 CONFIG_FILE_VAR = "ROUTER_CONFIG_FILE"
@@ -56,6 +57,7 @@ class Settings:
     fault_latency_ms: float = 0.0
     fault_error_rate: float = 0.0
     fault_latency_ms_by_class: dict[str, float] = field(default_factory=dict)
+    fault_error_rate_by_class: dict[str, float] = field(default_factory=dict)
     fault_memory_growth_kb: float = 0.0
     fault_memory_max_mb: float = 64.0
     admin_token: str | None = None
@@ -282,6 +284,12 @@ SPECS: tuple[Spec, ...] = (
         _mapping(_float(0.0, 60_000.0)),
     ),
     Spec(
+        "fault_error_rate_by_class",
+        "ROUTER_FAULT_ERROR_RATE_BY_CLASS",
+        "faults.error_rate_by_class",
+        _mapping(_float(0.0, 1.0)),
+    ),
+    Spec(
         "fault_memory_growth_kb", "ROUTER_FAULT_MEMORY_GROWTH_KB", "faults.memory_growth_kb", _float(0, 1024)
     ),
     Spec("fault_memory_max_mb", "ROUTER_FAULT_MEMORY_MAX_MB", "faults.memory_max_mb", _float(0, 4096)),
@@ -438,6 +446,7 @@ def _finish(settings: Settings, env: Mapping[str, str]) -> Settings:
             fault_latency_ms=0.0,
             fault_error_rate=0.0,
             fault_latency_ms_by_class={},
+            fault_error_rate_by_class={},
             fault_memory_growth_kb=0.0,
         )
     return settings
@@ -465,6 +474,11 @@ def config_warnings(env: Mapping[str, str], settings: Settings) -> list[str]:
             + (
                 f", latency by class {settings.fault_latency_ms_by_class}"
                 if settings.fault_latency_ms_by_class
+                else ""
+            )
+            + (
+                f", error rate by class {settings.fault_error_rate_by_class}"
+                if settings.fault_error_rate_by_class
                 else ""
             )
             + (

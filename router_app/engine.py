@@ -55,6 +55,7 @@ def check_class_names(settings: Settings, classes: tuple[str, ...]) -> None:
         ("queue_capacity_by_class", "ROUTER_QUEUE_CAPACITY_BY_CLASS"),
         ("queue_weight_by_class", "ROUTER_QUEUE_WEIGHT_BY_CLASS"),
         ("fault_latency_ms_by_class", "ROUTER_FAULT_LATENCY_MS_BY_CLASS"),
+        ("fault_error_rate_by_class", "ROUTER_FAULT_ERROR_RATE_BY_CLASS"),
     ):
         unknown = sorted(set(getattr(settings, field_name)) - set(classes))
         if unknown:

@@ -1,5 +1,5 @@
 """Fault injection for rehearsing rollbacks: added latency (fixed or per message class), a share of 503
-answers, and memory growth.
+answers (overall or per message class), and memory growth.
 
 Off by default. It is switched on only at deploy time (``ROUTER_FAULT_INJECTION=on``) or at run time through
 the admin endpoint, which exists only when ``ROUTER_ADMIN_TOKEN`` is set and requires that token. While off,
@@ -33,6 +33,7 @@ class FaultInjector:
         latency_ms: float = 0.0,
         error_rate: float = 0.0,
         latency_ms_by_class: Mapping[str, float] | None = None,
+        error_rate_by_class: Mapping[str, float] | None = None,
         memory_growth_kb: float = 0.0,
         memory_max_mb: float = 64.0,
     ) -> None:
@@ -40,6 +41,8 @@ class FaultInjector:
         self.latency_ms = 0.0
         self.error_rate = 0.0
         self.latency_ms_by_class: dict[str, float] = {}
+        self.error_rate_by_class: dict[str, float] = {}
+        self._count_by_class: dict[str, int] = {}
         self.memory_growth_kb = 0.0
         self.memory_max_mb = memory_max_mb
         self._ballast: list[bytes] = []
@@ -51,6 +54,7 @@ class FaultInjector:
             latency_ms=latency_ms,
             error_rate=error_rate,
             latency_ms_by_class=dict(latency_ms_by_class or {}),
+            error_rate_by_class=dict(error_rate_by_class or {}),
             memory_growth_kb=memory_growth_kb,
         )
 
@@ -61,6 +65,7 @@ class FaultInjector:
             latency_ms=settings.fault_latency_ms,
             error_rate=settings.fault_error_rate,
             latency_ms_by_class=settings.fault_latency_ms_by_class,
+            error_rate_by_class=settings.fault_error_rate_by_class,
             memory_growth_kb=settings.fault_memory_growth_kb,
             memory_max_mb=settings.fault_memory_max_mb,
         )
@@ -75,12 +80,14 @@ class FaultInjector:
             or self.error_rate > 0
             or self.memory_growth_kb > 0
             or any(self.latency_ms_by_class.values())
+            or any(self.error_rate_by_class.values())
         )
         self.active = self.enabled and does_something
         if not self.enabled:
             self._ballast.clear()
             self._ballast_bytes = 0
             self._count = 0
+            self._count_by_class = {}
 
     def latency_s(self, message_class: str) -> float:
         """A class's own latency replaces the fixed one for that class."""
@@ -101,6 +108,11 @@ class FaultInjector:
         delay = self.latency_s(message_class)
         if delay > 0:
             await asyncio.sleep(delay)
+        if message_class in self.error_rate_by_class:
+            # A class's own rate replaces the overall one, counted over that class's requests only, so
+            # "every strategic message fails" is exact whatever the mix.
+            k = self._count_by_class[message_class] = self._count_by_class.get(message_class, 0) + 1
+            return should_fail(k, self.error_rate_by_class[message_class])
         return should_fail(n, self.error_rate)
 
     def describe(self) -> dict[str, Any]:
@@ -109,6 +121,7 @@ class FaultInjector:
             "active": self.active,
             "latency_ms": self.latency_ms,
             "latency_ms_by_class": self.latency_ms_by_class,
+            "error_rate_by_class": self.error_rate_by_class,
             "error_rate": self.error_rate,
             "memory_growth_kb": self.memory_growth_kb,
             "memory_max_mb": self.memory_max_mb,

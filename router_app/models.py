@@ -105,6 +105,7 @@ class FaultUpdate(BaseModel):
     enabled: bool | None = None
     latency_ms: float | None = Field(default=None, ge=0, le=60_000)
     latency_ms_by_class: dict[str, Annotated[float, Field(ge=0, le=60_000)]] | None = None
+    error_rate_by_class: dict[str, Annotated[float, Field(ge=0, le=1)]] | None = None
     error_rate: float | None = Field(default=None, ge=0, le=1)
     memory_growth_kb: float | None = Field(default=None, ge=0, le=1024)
     memory_max_mb: float | None = Field(default=None, ge=0, le=4096)

@@ -81,3 +81,18 @@ def test_the_baseline_judge_catches_a_release_slower_than_legacy_inside_the_sla(
     assert "judge" in run.output.lower()
     assert "latency" in run.output
     assert traffic_state()["new_weight"] == 0
+
+
+def test_errors_on_one_message_class_only_are_caught():
+    """Every strategic message fails (about a fifth of the traffic); tactical ones are fine."""
+    one_class = json.dumps(
+        {"router_fault_injection": {"error_rate_by_class": {"strategic": 1.0}}, "rollout_force": True}
+    )
+    with load(rate=100) as seen:
+        run = run_playbook("partial.yml", "-e", "rollout_weight=50", "-e", one_class)
+    assert run.returncode != 0
+    assert "ROLLBACK partial at 50%: traffic is back on legacy" in run.output
+    assert "success rate" in run.output and "< threshold 99 %" in run.output
+    assert traffic_state()["new_weight"] == 0
+    # nginx retried the 503s on legacy (message ids are idempotency keys), so clients saw no error at all.
+    assert not [status for status in seen.summary["by_status"] if status.startswith("5")]

@@ -126,3 +126,24 @@ def test_admin_update_is_validated(make_client: Callable[..., TestClient]) -> No
         == 422
     )
     assert client.put("/admin/faults", json={"colour": 1}, headers=auth).status_code == 422
+
+
+def test_a_class_error_rate_fails_only_that_class_and_exactly():
+    import asyncio
+
+    from router_app.faults import FaultInjector
+
+    injector = FaultInjector(enabled=True, error_rate_by_class={"strategic": 1.0})
+    outcomes = [asyncio.run(injector.apply(cls)) for cls in ["strategic", "tactical"] * 50]
+    assert outcomes[0::2] == [True] * 50
+    assert outcomes[1::2] == [False] * 50
+    assert injector.describe()["error_rate_by_class"] == {"strategic": 1.0}
+
+
+def test_class_error_rates_come_from_env_and_need_fault_injection():
+    from router_app.config import load_settings
+
+    on = load_settings({"ROUTER_FAULT_INJECTION": "on", "ROUTER_FAULT_ERROR_RATE_BY_CLASS": "strategic=0.5"})
+    assert on.fault_error_rate_by_class == {"strategic": 0.5}
+    off = load_settings({"ROUTER_FAULT_ERROR_RATE_BY_CLASS": "strategic=0.5"})
+    assert off.fault_error_rate_by_class == {}
