@@ -64,7 +64,7 @@ def test_the_new_routers_are_kept_for_forensics(breach):
         assert requests.get(f"http://127.0.0.1:{port}/ready", timeout=5).status_code == 200
 
 
-def test_the_baseline_judge_catches_a_release_slower_than_legacy_inside_the_sla():
+def test_the_baseline_judge_catches_a_release_slower_than_legacy_inside_the_sla(breach):
     """+15 ms keeps p95 far under 48 ms, so only the Mann-Whitney comparison with legacy can catch it."""
     judged = json.dumps(
         {
@@ -83,7 +83,7 @@ def test_the_baseline_judge_catches_a_release_slower_than_legacy_inside_the_sla(
     assert traffic_state()["new_weight"] == 0
 
 
-def test_errors_on_one_message_class_only_are_caught():
+def test_errors_on_one_message_class_only_are_caught(breach):
     """Every strategic message fails (about a fifth of the traffic); tactical ones are fine."""
     one_class = json.dumps(
         {"router_fault_injection": {"error_rate_by_class": {"strategic": 1.0}}, "rollout_force": True}
@@ -92,7 +92,12 @@ def test_errors_on_one_message_class_only_are_caught():
         run = run_playbook("partial.yml", "-e", "rollout_weight=50", "-e", one_class)
     assert run.returncode != 0
     assert "ROLLBACK partial at 50%: traffic is back on legacy" in run.output
-    assert "success rate" in run.output and "< threshold 99 %" in run.output
+    # Either the gate sees the 503s (success rate under 99 %), or nginx's passive breaker (max_fails) has
+    # already marked the failing instances down and the new pool starves below the minimum volume: both
+    # are a breach, and both stop the step.
+    assert ("success rate" in run.output and "< threshold 99 %" in run.output) or (
+        "request volume" in run.output and "< minimum" in run.output
+    )
     assert traffic_state()["new_weight"] == 0
     # nginx retried the 503s on legacy (message ids are idempotency keys), so clients saw no error at all.
     assert not [status for status in seen.summary["by_status"] if status.startswith("5")]
