@@ -74,7 +74,9 @@ def parse_response(raw: str) -> tuple[int, dict[str, Any]]:
     try:
         data = json.loads(body) if body.strip() else {}
     except json.JSONDecodeError:
-        raise RuntimeApiError(f"runtime API answered {parts[1]} with a body that is not JSON: {body[:200]!r}") from None
+        raise RuntimeApiError(
+            f"runtime API answered {parts[1]} with a body that is not JSON: {body[:200]!r}"
+        ) from None
     if not isinstance(data, dict):
         raise RuntimeApiError(f"runtime API answered {parts[1]} with unexpected JSON: {body[:200]!r}")
     return int(parts[1]), data
@@ -108,17 +110,22 @@ class Client:
         try:
             result = self.runner(command, self.timeout)
         except subprocess.TimeoutExpired:
-            raise RuntimeApiError(f"{self.container}: runtime API did not answer within {self.timeout} s") from None
+            raise RuntimeApiError(
+                f"{self.container}: runtime API did not answer within {self.timeout} s"
+            ) from None
         except FileNotFoundError:
             raise RuntimeApiError(f"docker command not found: {self.docker}") from None
         if result.returncode != 0 or not result.stdout:
             detail = (result.stderr or result.stdout or "").strip()
             raise RuntimeApiError(
-                f"{self.container}: cannot reach the runtime API (docker exec exited {result.returncode}): {detail}"
+                f"{self.container}: cannot reach the runtime API "
+                f"(docker exec exited {result.returncode}): {detail}"
             )
         status, data = parse_response(result.stdout)
         if status != 200:
-            raise RuntimeApiError(f"{self.container}: runtime API refused {method}: {status} {data.get('error', data)}")
+            raise RuntimeApiError(
+                f"{self.container}: runtime API refused {method}: {status} {data.get('error', data)}"
+            )
         return data
 
     def get(self) -> dict[str, Any]:

@@ -44,7 +44,9 @@ def network_addresses(network_info: Mapping[str, Any] | None) -> dict[str, str]:
 
 
 def upstreams(
-    members: Iterable[Mapping[str, Any]], network_info: Mapping[str, Any] | None = None, via: str = "published"
+    members: Iterable[Mapping[str, Any]],
+    network_info: Mapping[str, Any] | None = None,
+    via: str = "published",
 ) -> list[dict[str, str]]:
     """nginx server entries ``{name, address}`` for the pool ``members`` (from the ``pool`` filter).
 
@@ -58,5 +60,7 @@ def upstreams(
         return [{"name": m["name"], "address": m["upstream"]} for m in members]
     running = network_addresses(network_info)
     return [
-        {"name": m["name"], "address": f"{running[m['name']]}:{CONTAINER_PORT}"} for m in members if m["name"] in running
+        {"name": m["name"], "address": f"{running[m['name']]}:{CONTAINER_PORT}"}
+        for m in members
+        if m["name"] in running
     ]

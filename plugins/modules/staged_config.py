@@ -17,7 +17,7 @@ description:
     validator's own message (for nginx, the output of C(nginx -t)).
   - Unlike M(ansible.builtin.template) with C(validate), the staged file lives in the destination directory,
     so a validator running in a container that mounts that directory at the same path can read it.
-  - With O(restore=true) the last-known-good copy is put back over O(dest) instead (no validation: it was the
+  - With O(restore=true) the last-known-good copy is put back over O(dest) instead (not validated again, it was the
     live configuration), to undo a change that failed further on.
 author: msgroute.rollout developers
 options:
@@ -146,7 +146,11 @@ def main() -> None:
         "before_header": params["dest"],
         "after_header": params["dest"],
     }
-    result = {"changed": current.changed, "structural": current.structural, "diff": diff if current.changed else {}}
+    result = {
+        "changed": current.changed,
+        "structural": current.structural,
+        "diff": diff if current.changed else {},
+    }
     if not current.changed or module.check_mode:
         module.exit_json(**result)
     if params["restore"]:

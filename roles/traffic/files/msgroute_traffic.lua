@@ -34,6 +34,10 @@ local SKIP_HEADERS = {
 -- Static settings of this configuration (pools present, split key, ports). Set in the master by
 -- configure(); each worker inherits the table of the configuration it was started with.
 local cfg
+-- Shadow copies this worker has in flight. Each holds three connections (timer -> relay -> new pool) until
+-- the shadow answers or times out; the cap keeps a slow or dead shadow pool from eating the connections and
+-- timers the clients need (copies beyond it are dropped and counted).
+local in_flight = 0
 
 local function dict()
     return ngx.shared[DICT]
@@ -82,6 +86,8 @@ function M.init(values)
         error("msgroute traffic: invalid runtime values in the configuration: " .. err)
     end
     store(new_weight, shadow_percent)
+    -- Changes on every start and reload only: the proof that a weight change did not reload nginx.
+    dict():set("loaded_at", ngx.now())
 end
 
 -- Exactly `share` of every 100 consecutive calls answer true, spread evenly (Bresenham): the shared
@@ -152,21 +158,25 @@ end
 
 -- Runs in a timer, detached from the client's request: the copy goes to the relay listener, which proxies
 -- it to the shadow pool with the mirror timeouts. Its answer is only counted.
-local function deliver(premature, request)
-    if premature then
-        return
-    end
+local function send_copy(request)
     local sock = ngx.socket.tcp()
     sock:settimeout(cfg.mirror_timeout_ms)
     local ok = sock:connect("127.0.0.1", cfg.relay_port)
     if not ok then
-        return count("mirror|error")
+        return "error"
     end
     ok = sock:send(request)
     local line = ok and sock:receive("*l")
     sock:close()
-    local class = line and status_class(line:match("^HTTP/%d%.%d (%d%d%d)"))
-    count("mirror|" .. (class or "error"))
+    return line and status_class(line:match("^HTTP/%d%.%d (%d%d%d)")) or "error"
+end
+
+local function deliver(premature, request)
+    if not premature then
+        local ok, result = pcall(send_copy, request)
+        count("mirror|" .. (ok and result or "error"))
+    end
+    in_flight = in_flight - 1
 end
 
 -- content_by_lua of the internal mirror location. nginx's `mirror` keeps the client's connection from
@@ -203,9 +213,15 @@ function M.mirror()
     end
     lines[#lines + 1] = ""
     lines[#lines + 1] = body
+    if in_flight >= cfg.mirror_max_in_flight then
+        -- Shed the copy, never the primary.
+        count("mirror|dropped")
+        return ngx.exit(204)
+    end
     local ok = ngx.timer.at(0, deliver, concat(lines, "\r\n"))
-    if not ok then
-        -- Too many copies in flight (lua_max_pending_timers): shed the copy, never the primary.
+    if ok then
+        in_flight = in_flight + 1
+    else
         count("mirror|dropped")
     end
     return ngx.exit(204)
@@ -239,9 +255,10 @@ end
 local function state_json()
     local d = dict()
     return fmt(
-        '{"new_weight":%d,"shadow_percent":%d,"has_new":%s,"has_legacy":%s,"generation":%d,"changed_at":%.3f}\n',
+        '{"new_weight":%d,"shadow_percent":%d,"has_new":%s,"has_legacy":%s,"generation":%d,'
+            .. '"changed_at":%.3f,"loaded_at":%.3f}\n',
         d:get("new_weight") or 0, d:get("shadow_percent") or 0, tostring(cfg.has_new), tostring(cfg.has_legacy),
-        d:get("generation") or 0, d:get("changed_at") or 0
+        d:get("generation") or 0, d:get("changed_at") or 0, d:get("loaded_at") or 0
     )
 end
 
