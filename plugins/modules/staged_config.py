@@ -17,8 +17,8 @@ description:
     validator's own message (for nginx, the output of C(nginx -t)).
   - Unlike M(ansible.builtin.template) with C(validate), the staged file lives in the destination directory,
     so a validator running in a container that mounts that directory at the same path can read it.
-  - With O(restore=true) the last-known-good copy is put back over O(dest) instead (not validated again, it was the
-    live configuration), to undo a change that failed further on.
+  - With O(restore=true) the last-known-good copy is put back over O(dest) instead, to undo a change that
+    failed further on (it is not validated again, it was the live configuration).
 author: msgroute.rollout developers
 options:
   dest:
