@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import HERE, INVENTORY, LB1, LBS, applied, apply, playbook
+from traffic_world import HERE, INVENTORY, LB1, LBS, applied, apply, playbook
 
 
 @pytest.fixture(scope="module")

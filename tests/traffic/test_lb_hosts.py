@@ -7,9 +7,9 @@ runtime values, nothing recorded. A client of lb1 sees no error throughout.
 
 from __future__ import annotations
 
-import load
 import pytest
-from conftest import LB1, LB2, LBS, applied, apply, docker
+import traffic_load as load
+from traffic_world import LB1, LB2, LBS, applied, apply, docker
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 import time
 
-import load
 import pytest
-from conftest import LBS, applied, playbook
+import traffic_load as load
+from traffic_world import LBS, applied, playbook
 
 WEIGHTS = [5 * step for step in range(1, 21)]  # 5 .. 100
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import time
 
-import load
 import pytest
-from conftest import LB1, NEW, applied, backends, docker, new_routers_normal
+import traffic_load as load
+from traffic_world import LB1, NEW, applied, backends, docker, new_routers_normal
 
 SLOW_MS = 500
 

@@ -6,9 +6,9 @@ answers. The response header names the pool that answered, and it agrees with th
 
 from __future__ import annotations
 
-import load
 import pytest
-from conftest import LB1
+import traffic_load as load
+from traffic_world import LB1
 
 REQUESTS = 5000
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-import load
 import pytest
 import requests
-from conftest import LB1, applied
+import traffic_load as load
+from traffic_world import LB1, applied
 
 USERS = 1000
 
