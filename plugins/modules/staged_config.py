@@ -74,7 +74,7 @@ EXAMPLES = r"""
     content: "{{ lookup('ansible.builtin.template', 'nginx.conf.j2') }}"
     validate: >-
       docker run --rm -v /var/lib/msgroute-rollout/lb:/var/lib/msgroute-rollout/lb:ro
-      --entrypoint nginx nginx:1.27 -t -c %s
+      --entrypoint nginx openresty/openresty:1.27.1.2-bookworm -t -c %s
 """
 
 RETURN = r"""

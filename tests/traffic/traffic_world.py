@@ -148,28 +148,31 @@ def _base_image() -> str:
     return refs[0]
 
 
-def _remove_world() -> None:
-    names = [lb.container for lb in LBS] + list(NEW) + list(LEGACY)
-    docker("rm", "-f", *names, check=False)
-    docker("network", "rm", NETWORK, check=False)
-
-
-@pytest.fixture(scope="session")
-def world():
+def build_world() -> None:
     """Image built, backends running, both lbs on legacy only with the runtime API answering."""
     build = docker(
         "build", "-q", "--build-arg", f"BASE_IMAGE={_base_image()}", "-t", IMAGE,
         str(ROOT / "roles/images/files/nginx"), check=False,
     )  # fmt: skip
     assert build.returncode == 0, build.stderr[-3000:]
-    _remove_world()
-    shutil.rmtree(DATA_DIR, ignore_errors=True)
+    remove_world()
     backends()
     applied(weight=0, shadow=0)
+
+
+def remove_world() -> None:
+    names = [lb.container for lb in LBS] + list(NEW) + list(LEGACY)
+    docker("rm", "-f", *names, check=False)
+    docker("network", "rm", NETWORK, check=False)
+    shutil.rmtree(DATA_DIR, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def world():
+    build_world()
     yield LBS
     if not os.environ.get("MSGROUTE_T4_KEEP"):
-        _remove_world()
-        shutil.rmtree(DATA_DIR, ignore_errors=True)
+        remove_world()
 
 
 def new_routers_normal() -> None:

@@ -158,22 +158,55 @@ end
 
 -- Runs in a timer, detached from the client's request: the copy goes to the relay listener, which proxies
 -- it to the shadow pool with the mirror timeouts. Its answer is only counted.
-local function send_copy(request)
+-- One copy over a pooled connection to the relay: at production rates a new loopback connection per copy
+-- would soon run out of ephemeral ports (TIME_WAIT). The answer is read in full so the connection can be
+-- reused; the relay's own answers (nginx) and the routers' always carry a Content-Length.
+local function send_copy(request, head)
     local sock = ngx.socket.tcp()
     sock:settimeout(cfg.mirror_timeout_ms)
-    local ok = sock:connect("127.0.0.1", cfg.relay_port)
-    if not ok then
+    if not sock:connect("127.0.0.1", cfg.relay_port) then
         return "error"
     end
-    ok = sock:send(request)
-    local line = ok and sock:receive("*l")
-    sock:close()
-    return line and status_class(line:match("^HTTP/%d%.%d (%d%d%d)")) or "error"
+    local line = sock:send(request) and sock:receive("*l")
+    local status = line and tonumber(line:match("^HTTP/%d%.%d (%d%d%d)"))
+    if not status then
+        sock:close()
+        return "error"
+    end
+    local length, close
+    while true do
+        local header = sock:receive("*l")
+        if not header then
+            sock:close()
+            return status_class(status) or "error"
+        end
+        if header == "" then
+            break
+        end
+        local name, value = header:match("^([^:]+):%s*(.-)%s*$")
+        name = name and name:lower()
+        if name == "content-length" then
+            length = tonumber(value)
+        elseif name == "connection" and value:lower() == "close" then
+            close = true
+        end
+    end
+    if head or status == 204 or status == 304 or status < 200 then
+        length = length or 0
+    elseif length and length > 0 and not sock:receive(length) then
+        length = nil
+    end
+    if length and not close then
+        sock:setkeepalive(60000, cfg.mirror_max_in_flight)
+    else
+        sock:close()
+    end
+    return status_class(status) or "error"
 end
 
-local function deliver(premature, request)
+local function deliver(premature, request, head)
     if not premature then
-        local ok, result = pcall(send_copy, request)
+        local ok, result = pcall(send_copy, request, head)
         count("mirror|" .. (ok and result or "error"))
     end
     in_flight = in_flight - 1
@@ -195,7 +228,6 @@ function M.mirror()
     local lines = {
         fmt("%s %s HTTP/1.1", ngx.req.get_method(), ngx.var.request_uri),
         "Host: " .. (ngx.var.http_host or "localhost"),
-        "Connection: close",
         "X-Request-Id: " .. ngx.var.request_id,
         "Content-Length: " .. #body,
     }
@@ -218,7 +250,7 @@ function M.mirror()
         count("mirror|dropped")
         return ngx.exit(204)
     end
-    local ok = ngx.timer.at(0, deliver, concat(lines, "\r\n"))
+    local ok = ngx.timer.at(0, deliver, concat(lines, "\r\n"), ngx.req.get_method() == "HEAD")
     if ok then
         in_flight = in_flight + 1
     else
