@@ -36,9 +36,9 @@ def failures(world):
         LB1.set_runtime(50)
         before = LB1.metrics()
         with load.Load(LB1.port, connections=16, rate=200) as running:
-            time.sleep(3)
+            time.sleep(2)
             docker("kill", *NEW)
-            time.sleep(10)
+            time.sleep(7)
         results["killed"] = (running.tally, before, LB1.metrics())
 
         LB1.set_runtime(0, 100)

@@ -6,6 +6,8 @@ answers. The response header names the pool that answered, and it agrees with th
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import traffic_load as load
 from traffic_world import LB1
@@ -18,7 +20,19 @@ def split(request, world):
     LB1.set_runtime(request.param)
     before = LB1.metrics()
     tally = load.run(LB1.port, REQUESTS, connections=12)
-    return request.param, tally, before, LB1.metrics()
+    return request.param, tally, before, settled_metrics(before, REQUESTS)
+
+
+def settled_metrics(before: dict[str, float], requests: int) -> dict[str, float]:
+    """nginx counts a request in its log phase, just after the answer left: wait for the last ones."""
+    key = "msgroute_lb_request_duration_seconds_count"
+    deadline = time.monotonic() + 5
+    while True:
+        after = LB1.metrics()
+        counted = sum(after[k] - before[k] for k in after if k.startswith(key))
+        if counted >= requests or time.monotonic() > deadline:
+            return after
+        time.sleep(0.1)
 
 
 def test_every_request_answered(split):
