@@ -1,8 +1,8 @@
 """Traffic benchmark (not a timed test): prints its figures and writes results/bench-traffic.json.
 
 1. Primary latency with 0 % vs 10 % shadow: the same fixed-rate load of kept-alive clients through one lb,
-   runs interleaved (0, 10, 0, 10, ...) to even out a busy machine; p95 ratio over all runs (target <= 1.10)
-   and per pair, which shows how much of it is noise.
+   runs interleaved (0, 10, 0, 10, ...); the p95 ratio of each pair and their median (target <= 1.10). The
+   median of the pairs is the headline because one pair hit by another job's burst skews a merged figure.
 2. Time for one weight change to take effect on every lb (target <= 1 s): from the start of the switch to the
    last lb's `changed_at` (the moment its nginx applied the value) - for the runtime switch alone (both lbs
    in parallel, as the role's switch task runs on every lb host at once) and for a whole role run.
@@ -58,7 +58,8 @@ def shadow_overhead(rate: float, seconds: float, pairs: int) -> dict:
         "p95_ratio_per_pair": pair_ratios,
         "shadow_0": figures[0],
         "shadow_10": figures[10],
-        "p95_ratio": round(figures[10]["p95_ms"] / figures[0]["p95_ms"], 3),
+        "p95_ratio_all_runs": round(figures[10]["p95_ms"] / figures[0]["p95_ms"], 3),
+        "p95_ratio_median_pair": statistics.median(pair_ratios),
     }
 
 
@@ -125,7 +126,7 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="leave the containers running afterwards")
     parser.add_argument("--rate", type=float, default=200, help="req/s of the shadow overhead runs")
     parser.add_argument("--seconds", type=float, default=10, help="length of each shadow overhead run")
-    parser.add_argument("--pairs", type=int, default=4, help="0%%/10%% run pairs")
+    parser.add_argument("--pairs", type=int, default=5, help="0%%/10%% run pairs")
     args = parser.parse_args()
     world.build_world()
     try:
@@ -149,8 +150,10 @@ def main() -> int:
         f = overhead[f"shadow_{shadow}"]
         print(f"  shadow {shadow:>2}%: p50 {f['p50_ms']} ms  p95 {f['p95_ms']} ms  p99 {f['p99_ms']} ms  "
               f"failed {f['failed']} of {f['requests']}")  # fmt: skip
-    ratio, per_pair = overhead["p95_ratio"], overhead["p95_ratio_per_pair"]
-    print(f"  p95 ratio (10% / 0%): {ratio}  (target <= 1.10); per pair {per_pair}")
+    print(
+        f"  p95 ratio (10% / 0%), median of the pairs: {overhead['p95_ratio_median_pair']}  (target <= 1.10)"
+    )
+    print(f"    per pair {overhead['p95_ratio_per_pair']}; all runs merged {overhead['p95_ratio_all_runs']}")
     print("one weight change, until every lb (2) applies it:")
     switch, spread = change["runtime_switch_s"], change["lb_spread_s"]
     print(f"  runtime switch: median {switch['median']} s, max {switch['max']} s"
