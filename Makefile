@@ -47,12 +47,17 @@ unit: venv
 integration: prepare
 	pytest -q tests/integration $(PYTEST_ARGS)
 
+# The traffic scenario runs an instance of the local Debian base the images role built (the newest one).
+MOLECULE_TRAFFIC = MSGROUTE_BASE_IMAGE=$${MSGROUTE_BASE_IMAGE:-$$(docker images local/debian --format '{{.Repository}}:{{.Tag}}' | head -1)} molecule test -s traffic
+
 molecule: prepare
 	molecule test -s router
+	$(MOLECULE_TRAFFIC)
 
 test: prepare lint test-tools
-	pytest tests/unit tests/router_app_integration tests/integration tests/e2e $(PYTEST_ARGS)
+	pytest tests/unit tests/router_app_integration tests/traffic tests/integration tests/e2e $(PYTEST_ARGS)
 	molecule test -s router
+	$(MOLECULE_TRAFFIC)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -4,11 +4,16 @@ The rules of a safe nginx change live here as plain functions: a candidate is wr
 validated by the server's own check, and only then renamed over the live file (rename is atomic within a
 directory), after the live file has been kept as ``<dest><last_good_suffix>``. A candidate that fails
 validation is removed and never goes live.
+
+Some servers take a few values at run time as well (nginx's split weight through its runtime API): lines
+matching a ``runtime_pattern`` carry such values, and a change confined to them is not *structural*, so the
+caller can apply it at run time instead of reloading.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import subprocess
 import tempfile
@@ -30,6 +35,7 @@ class Plan:
     changed: bool
     before: str
     after: str
+    structural: bool = True
 
 
 def read_text(path: str) -> str:
@@ -41,9 +47,28 @@ def read_text(path: str) -> str:
         return ""
 
 
-def plan(dest: str, content: str) -> Plan:
+def structural_change(before: str, after: str, runtime_pattern: str | None = None) -> bool:
+    """Whether the two texts differ in a line that does not match ``runtime_pattern``."""
+    if before == after:
+        return False
+    if not runtime_pattern:
+        return True
+    runtime = re.compile(runtime_pattern)
+
+    def fixed(text: str) -> list[str]:
+        return [line for line in text.splitlines() if not runtime.search(line)]
+
+    return fixed(before) != fixed(after)
+
+
+def plan(dest: str, content: str, runtime_pattern: str | None = None) -> Plan:
     before = read_text(dest)
-    return Plan(changed=before != content, before=before, after=content)
+    return Plan(
+        changed=before != content,
+        before=before,
+        after=content,
+        structural=structural_change(before, content, runtime_pattern),
+    )
 
 
 def validation_command(template: str, staged_path: str) -> list[str]:
@@ -89,10 +114,16 @@ def swap(staged: str, dest: str, last_good_suffix: str) -> str | None:
 
 
 def apply(
-    dest: str, content: str, validate_template: str | None, mode: int, last_good_suffix: str, timeout: float
+    dest: str,
+    content: str,
+    validate_template: str | None,
+    mode: int,
+    last_good_suffix: str,
+    timeout: float,
+    runtime_pattern: str | None = None,
 ) -> tuple[Plan, str, str | None]:
     """Stage, validate and swap. Returns the plan, the validator's output and the last-known-good path."""
-    current = plan(dest, content)
+    current = plan(dest, content, runtime_pattern)
     if not current.changed:
         return current, "", None
     staged = stage(dest, content, mode)
@@ -103,3 +134,19 @@ def apply(
         raise
     kept = swap(staged, dest, last_good_suffix)
     return current, output, kept
+
+
+def restore(dest: str, mode: int, last_good_suffix: str, runtime_pattern: str | None = None) -> Plan:
+    """Put the last-known-good copy back over ``dest`` (atomically), leaving that copy as it is.
+
+    Used to undo a swap whose change failed further on (another lb host could not switch): the copy was the
+    live, validated configuration a moment ago, so it is not validated again.
+    """
+    kept = dest + last_good_suffix
+    if not os.path.exists(kept):
+        raise FileNotFoundError(f"no last-known-good copy at {kept}")
+    content = read_text(kept)
+    current = plan(dest, content, runtime_pattern)
+    if current.changed:
+        os.replace(stage(dest, content, mode), dest)
+    return current

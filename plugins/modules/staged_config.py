@@ -17,6 +17,8 @@ description:
     validator's own message (for nginx, the output of C(nginx -t)).
   - Unlike M(ansible.builtin.template) with C(validate), the staged file lives in the destination directory,
     so a validator running in a container that mounts that directory at the same path can read it.
+  - With O(restore=true) the last-known-good copy is put back over O(dest) instead, to undo a change that
+    failed further on (it is not validated again, it was the live configuration).
 author: msgroute.rollout developers
 options:
   dest:
@@ -24,9 +26,20 @@ options:
     type: path
     required: true
   content:
-    description: The new configuration (typically C(lookup('ansible.builtin.template', ...))).
+    description:
+      - The new configuration (typically C(lookup('ansible.builtin.template', ...))).
+      - Required unless O(restore=true).
     type: str
-    required: true
+  restore:
+    description: Put the last-known-good copy back over O(dest) instead of writing O(content).
+    type: bool
+    default: false
+  runtime_pattern:
+    description:
+      - Regular expression of the lines that hold values the server also takes at run time.
+      - When the new configuration differs only in such lines, RV(structural) is false, so the caller can
+        apply the values at run time instead of reloading the server.
+    type: str
   validate:
     description:
       - Command that checks the staged file; C(%s) is replaced by the staged file's path.
@@ -61,10 +74,14 @@ EXAMPLES = r"""
     content: "{{ lookup('ansible.builtin.template', 'nginx.conf.j2') }}"
     validate: >-
       docker run --rm -v /var/lib/msgroute-rollout/lb:/var/lib/msgroute-rollout/lb:ro
-      --entrypoint nginx nginx:1.27 -t -c %s
+      --entrypoint nginx openresty/openresty:1.27.1.2-bookworm -t -c %s
 """
 
 RETURN = r"""
+structural:
+  description: Whether the configuration changed outside the lines matching O(runtime_pattern).
+  returned: always
+  type: bool
 last_good:
   description: Path of the last-known-good copy written by this run, if the file existed before.
   returned: changed and not check mode
@@ -77,6 +94,8 @@ validation:
   sample: "nginx: configuration file /var/lib/msgroute-rollout/lb/nginx.conf.staged test is successful"
 """
 
+import re
+
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.msgroute.rollout.plugins.module_utils import staged_config
 
@@ -85,12 +104,16 @@ def main() -> None:
     module = AnsibleModule(
         argument_spec={
             "dest": {"type": "path", "required": True},
-            "content": {"type": "str", "required": True},
+            "content": {"type": "str"},
+            "restore": {"type": "bool", "default": False},
+            "runtime_pattern": {"type": "str"},
             "validate": {"type": "str"},
             "mode": {"type": "str", "default": "0644"},
             "last_good_suffix": {"type": "str", "default": ".last-good"},
             "timeout": {"type": "float", "default": 60},
         },
+        required_one_of=[("content", "restore")],
+        mutually_exclusive=[("content", "restore")],
         supports_check_mode=True,
     )
     params = module.params
@@ -104,23 +127,47 @@ def main() -> None:
         except ValueError as exc:
             module.fail_json(msg=str(exc))
 
-    current = staged_config.plan(params["dest"], params["content"])
+    if params["runtime_pattern"]:
+        try:
+            re.compile(params["runtime_pattern"])
+        except re.error as exc:
+            module.fail_json(msg=f"runtime_pattern is not a regular expression: {exc}")
+    if params["restore"]:
+        content = staged_config.read_text(params["dest"] + params["last_good_suffix"])
+        if not content:
+            module.fail_json(msg=f"{params['dest']}: no last-known-good copy to restore")
+    else:
+        content = params["content"]
+
+    current = staged_config.plan(params["dest"], content, params["runtime_pattern"])
     diff = {
         "before": current.before,
         "after": current.after,
         "before_header": params["dest"],
         "after_header": params["dest"],
     }
+    result = {
+        "changed": current.changed,
+        "structural": current.structural,
+        "diff": diff if current.changed else {},
+    }
     if not current.changed or module.check_mode:
-        module.exit_json(changed=current.changed, diff=diff if current.changed else {})
+        module.exit_json(**result)
+    if params["restore"]:
+        try:
+            staged_config.restore(params["dest"], mode, params["last_good_suffix"], params["runtime_pattern"])
+        except OSError as exc:
+            module.fail_json(msg=f"{params['dest']}: {exc}")
+        module.exit_json(**result)
     try:
         _, output, kept = staged_config.apply(
             params["dest"],
-            params["content"],
+            content,
             params["validate"],
             mode,
             params["last_good_suffix"],
             params["timeout"],
+            params["runtime_pattern"],
         )
     except staged_config.ValidationError as exc:
         module.fail_json(
@@ -130,7 +177,7 @@ def main() -> None:
         )
     except (OSError, ValueError) as exc:
         module.fail_json(msg=f"{params['dest']}: {exc}")
-    module.exit_json(changed=True, diff=diff, validation=output, last_good=kept)
+    module.exit_json(**result, validation=output, last_good=kept)
 
 
 if __name__ == "__main__":

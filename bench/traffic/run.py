@@ -1,0 +1,173 @@
+"""Traffic benchmark (not a timed test): prints its figures and writes results/bench-traffic.json.
+
+1. Primary latency with 0 % vs 10 % shadow: the same fixed-rate load of kept-alive clients through one lb,
+   runs interleaved (0, 10, 0, 10, ...); the p95 ratio of each pair and their median (target <= 1.10). The
+   median of the pairs is the headline because one pair hit by another job's burst skews a merged figure.
+2. Time for one weight change to take effect on every lb (target <= 1 s): from the start of the switch to the
+   last lb's `changed_at` (the moment its nginx applied the value) - for the runtime switch alone (both lbs
+   in parallel, as the role's switch task runs on every lb host at once) and for a whole role run.
+3. What a reload costs kept-alive clients that do not retry, next to the same number of runtime weight
+   changes: 32 connections at 400 req/s, 10 reloads vs 10 weight changes.
+
+Runs in the traffic suite's world (tests/traffic: msgroute-t4-* containers, ports 28xxx); do not run it while
+that suite runs. Usage: python bench/traffic/run.py [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(ROOT / "collections"), str(ROOT / "tests" / "traffic")]
+
+import traffic_load as load
+import traffic_world as world
+
+LB1, LBS = world.LB1, world.LBS
+
+
+def shadow_overhead(rate: float, seconds: float, pairs: int) -> dict:
+    runs: dict[int, list[load.Tally]] = {0: [], 10: []}
+    for shadow in (0, 10) * pairs:
+        LB1.set_runtime(0, shadow)
+        time.sleep(1)
+        running = load.Load(LB1.port, connections=16, rate=rate).start()
+        time.sleep(seconds)
+        runs[shadow].append(running.stop())
+    LB1.set_runtime(0, 0)
+    figures = {}
+    for shadow, tallies in runs.items():
+        merged = load.Tally()
+        for tally in tallies:
+            merged.latencies_ms.extend(tally.latencies_ms)
+            merged.by_status.update(tally.by_status)
+            merged.errors.update(tally.errors)
+        figures[shadow] = merged.summary()
+    pair_ratios = [round(runs[10][i].percentile(95) / runs[0][i].percentile(95), 3) for i in range(pairs)]
+    return {
+        "rate_per_s": rate,
+        "seconds_per_run": seconds,
+        "pairs": pairs,
+        "p95_ratio_per_pair": pair_ratios,
+        "shadow_0": figures[0],
+        "shadow_10": figures[10],
+        "p95_ratio_all_runs": round(figures[10]["p95_ms"] / figures[0]["p95_ms"], 3),
+        "p95_ratio_median_pair": statistics.median(pair_ratios),
+    }
+
+
+def switch_all(new_weight: int) -> float:
+    """Set the weight on every lb at once (one thread each, like Ansible's forks); returns the start time."""
+    started = time.time()
+    threads = [threading.Thread(target=lb.set_runtime, args=(new_weight, 0)) for lb in LBS]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return started
+
+
+def effect_seconds(started: float, new_weight: int) -> tuple[float, float]:
+    states = [lb.runtime() for lb in LBS]
+    assert all(state["new_weight"] == new_weight for state in states), states
+    applied = [state["changed_at"] for state in states]
+    return max(applied) - started, max(applied) - min(applied)
+
+
+def weight_change_effect(repeats: int) -> dict:
+    runtime, spread = [], []
+    for i in range(repeats):
+        weight = 10 + 10 * (i % 8)
+        started = switch_all(weight)
+        took, skew = effect_seconds(started, weight)
+        runtime.append(took)
+        spread.append(skew)
+    role = []
+    for weight in (30, 60, 20):
+        started = time.time()
+        world.applied(weight=weight, shadow=0)
+        role.append(effect_seconds(started, weight)[0])
+    world.applied(weight=0, shadow=0)
+    return {
+        "runtime_switch_s": {"median": round(statistics.median(runtime), 3), "max": round(max(runtime), 3)},
+        "lb_spread_s": {"median": round(statistics.median(spread), 3), "max": round(max(spread), 3)},
+        "role_run_s": {"median": round(statistics.median(role), 2), "max": round(max(role), 2)},
+        "repeats": repeats,
+    }
+
+
+def reloads_vs_runtime(changes: int = 10) -> dict:
+    results = {}
+    for how in ("reload", "runtime"):
+        running = load.Load(LB1.port, connections=32, rate=400).start()
+        time.sleep(1)
+        for i in range(changes):
+            if how == "reload":
+                world.docker("exec", LB1.container, "nginx", "-c", str(LB1.conf), "-s", "reload")
+            else:
+                LB1.set_runtime(10 + 5 * i)
+            time.sleep(0.8)
+        time.sleep(1)
+        tally = running.stop()
+        results[how] = {"requests": tally.requests, "failed": tally.failed, "errors": dict(tally.errors)}
+    LB1.set_runtime(0)
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--keep", action="store_true", help="leave the containers running afterwards")
+    parser.add_argument("--rate", type=float, default=200, help="req/s of the shadow overhead runs")
+    parser.add_argument("--seconds", type=float, default=10, help="length of each shadow overhead run")
+    parser.add_argument("--pairs", type=int, default=5, help="0%%/10%% run pairs")
+    args = parser.parse_args()
+    world.build_world()
+    try:
+        figures = {
+            "shadow_overhead": shadow_overhead(args.rate, args.seconds, args.pairs),
+            "weight_change": weight_change_effect(repeats=10),
+            "reload_vs_runtime": reloads_vs_runtime(),
+            "machine": {"cpus": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2)},
+        }
+    finally:
+        if not args.keep:
+            world.remove_world()
+    overhead, change, reloads = (
+        figures["shadow_overhead"],
+        figures["weight_change"],
+        figures["reload_vs_runtime"],
+    )
+    print("primary latency, 0% vs 10% shadow ({} req/s, 16 kept-alive connections, {} x {} s each)".format(
+        overhead["rate_per_s"], overhead["pairs"], overhead["seconds_per_run"]))  # fmt: skip
+    for shadow in (0, 10):
+        f = overhead[f"shadow_{shadow}"]
+        print(f"  shadow {shadow:>2}%: p50 {f['p50_ms']} ms  p95 {f['p95_ms']} ms  p99 {f['p99_ms']} ms  "
+              f"failed {f['failed']} of {f['requests']}")  # fmt: skip
+    print(
+        f"  p95 ratio (10% / 0%), median of the pairs: {overhead['p95_ratio_median_pair']}  (target <= 1.10)"
+    )
+    print(f"    per pair {overhead['p95_ratio_per_pair']}; all runs merged {overhead['p95_ratio_all_runs']}")
+    print("one weight change, until every lb (2) applies it:")
+    switch, spread = change["runtime_switch_s"], change["lb_spread_s"]
+    print(f"  runtime switch: median {switch['median']} s, max {switch['max']} s"
+          f" (lb spread max {spread['max']} s; target <= 1 s)")  # fmt: skip
+    print(f"  whole role run (ansible-playbook, both lbs): median {change['role_run_s']['median']} s")
+    print("kept-alive clients that do not retry (32 connections, 400 req/s), 10 changes each:")
+    for how, r in reloads.items():
+        print(f"  {how:>7}: {r['failed']} failed of {r['requests']} {r['errors'] or ''}")
+    out = ROOT / "results" / "bench-traffic.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(figures, indent=2) + "\n")
+    print(f"written to {out.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

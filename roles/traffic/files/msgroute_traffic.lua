@@ -1,0 +1,375 @@
+-- msgroute.rollout traffic: the split, the shadow sampling, the runtime API and the lb metrics.
+--
+-- nginx.conf (rendered by the traffic role) embeds this file in init_by_lua_block, so the Lua code and the
+-- configuration that uses it are staged, validated by `nginx -t` and swapped as one file.
+--
+-- The values that change during a rollout (new-pool weight, shadow percent) live in the shared dict
+-- `msgroute_traffic`, which every worker reads per request and which survives a graceful reload. nginx.conf
+-- carries the same values and init() writes them into the dict whenever nginx (re)loads it, so a restart or
+-- a reload serves exactly what the file says; the runtime API changes them without a reload.
+local M = {}
+
+local ngx = ngx
+local floor = math.floor
+local tonumber = tonumber
+local concat = table.concat
+local fmt = string.format
+
+local DICT = "msgroute_traffic"
+-- Same buckets as the routers' msgroute_request_duration_seconds: the SLA thresholds (45/48/50 ms) are edges,
+-- so a quantile at a threshold is exact.
+local BUCKETS = {
+    0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.025, 0.03, 0.035, 0.04, 0.045, 0.048, 0.05,
+    0.06, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0,
+}
+local CLASSES = { "1xx", "2xx", "3xx", "4xx", "5xx" }
+local MIRROR_RESULTS = { "2xx", "3xx", "4xx", "5xx", "error", "dropped" }
+-- Hop-by-hop headers and the ones the copy sets itself are not forwarded to the shadow pool.
+local SKIP_HEADERS = {
+    ["connection"] = true, ["keep-alive"] = true, ["transfer-encoding"] = true, ["content-length"] = true,
+    ["te"] = true, ["upgrade"] = true, ["expect"] = true, ["proxy-connection"] = true,
+    ["x-msgroute-mirrored"] = true,
+}
+
+-- Static settings of this configuration (pools present, split key, ports). Set in the master by
+-- configure(); each worker inherits the table of the configuration it was started with.
+local cfg
+-- Shadow copies this worker has in flight. Each holds three connections (timer -> relay -> new pool) until
+-- the shadow answers or times out; the cap keeps a slow or dead shadow pool from eating the connections and
+-- timers the clients need (copies beyond it are dropped and counted).
+local in_flight = 0
+
+local function dict()
+    return ngx.shared[DICT]
+end
+
+local function percent(value)
+    local n = tonumber(value)
+    if n and n == floor(n) and n >= 0 and n <= 100 then
+        return n
+    end
+    return nil
+end
+
+-- A weight or a mirror share must be servable by the pools this configuration has.
+local function check(new_weight, shadow_percent)
+    if not new_weight or not shadow_percent then
+        return nil, "new_weight and shadow_percent must be whole numbers from 0 to 100"
+    end
+    if (new_weight > 0 or shadow_percent > 0) and not cfg.has_new then
+        return nil, "this configuration has no new pool: new_weight and shadow_percent must be 0"
+    end
+    if new_weight < 100 and not cfg.has_legacy then
+        return nil, "this configuration has no legacy pool: new_weight must be 100"
+    end
+    return true
+end
+
+local function store(new_weight, shadow_percent)
+    local d = dict()
+    d:set("new_weight", new_weight)
+    d:set("shadow_percent", shadow_percent)
+    d:set("changed_at", ngx.now())
+    d:incr("generation", 1, 0)
+end
+
+function M.configure(settings)
+    cfg = settings
+end
+
+-- init_by_lua: the runtime values written in nginx.conf become the values in force. An invalid value makes
+-- init fail, so `nginx -t` rejects the file before it can go live.
+function M.init(values)
+    local new_weight, shadow_percent = percent(values.new_weight), percent(values.shadow_percent)
+    local ok, err = check(new_weight, shadow_percent)
+    if not ok then
+        error("msgroute traffic: invalid runtime values in the configuration: " .. err)
+    end
+    store(new_weight, shadow_percent)
+    -- Changes on every start and reload only: the proof that a weight change did not reload nginx.
+    dict():set("loaded_at", ngx.now())
+end
+
+-- Exactly `share` of every 100 consecutive calls answer true, spread evenly (Bresenham): the shared
+-- counter makes the share exact across workers over any window, where hashing a random request id would
+-- only be right on average.
+local function take(counter, share)
+    if share <= 0 then
+        return false
+    end
+    if share >= 100 then
+        return true
+    end
+    local n = dict():incr(counter, 1, 0)
+    return floor(n * share / 100) ~= floor((n - 1) * share / 100)
+end
+
+-- rewrite_by_lua of `location /`: choose the pool, then hand the request to its named location.
+function M.route()
+    local weight = dict():get("new_weight") or 0
+    local pool
+    local override = cfg.canary_var and ngx.var[cfg.canary_var]
+    if override then
+        override = override:lower()
+    end
+    -- The override never reaches a pool the rollout does not send live traffic to: after a rollback
+    -- (weight 0) `always` is ignored, so nobody is served by an engine that was just taken out.
+    if override == "always" and weight > 0 then
+        pool = "new"
+    elseif override == "never" and cfg.has_legacy then
+        pool = "legacy"
+    else
+        local bucket
+        if cfg.split_var then
+            local key = ngx.var[cfg.split_var]
+            if key and key ~= "" then
+                bucket = tonumber(ngx.var.msgroute_bucket)
+            end
+        end
+        if bucket then
+            -- Sticky: split_clients put the key in one of 100 equal buckets; raising the weight only
+            -- moves buckets from legacy to new, so a user never flips back and forth during a rollout.
+            pool = bucket < weight and "new" or "legacy"
+        else
+            pool = take("split_seq", weight) and "new" or "legacy"
+        end
+    end
+    -- Only pools of this worker's own configuration exist (during a reload old workers may lack one).
+    if pool == "new" and not cfg.has_new then
+        pool = "legacy"
+    elseif pool == "legacy" and not cfg.has_legacy then
+        pool = "new"
+    end
+    ngx.var.msgroute_chosen = pool
+    return ngx.exec("@msgroute_" .. pool)
+end
+
+local function count(key)
+    dict():incr(key, 1, 0)
+end
+
+local function status_class(status)
+    local class = floor((tonumber(status) or 0) / 100)
+    if class < 1 or class > 5 then
+        return nil
+    end
+    return class .. "xx"
+end
+
+-- Runs in a timer, detached from the client's request: the copy goes to the relay listener, which proxies
+-- it to the shadow pool with the mirror timeouts. Its answer is only counted.
+-- One copy over a pooled connection to the relay: at production rates a new loopback connection per copy
+-- would soon run out of ephemeral ports (TIME_WAIT). The answer is read in full so the connection can be
+-- reused; the relay's own answers (nginx) and the routers' always carry a Content-Length.
+local function send_copy(request, head)
+    local sock = ngx.socket.tcp()
+    sock:settimeout(cfg.mirror_timeout_ms)
+    if not sock:connect("127.0.0.1", cfg.relay_port) then
+        return "error"
+    end
+    local line = sock:send(request) and sock:receive("*l")
+    local status = line and tonumber(line:match("^HTTP/%d%.%d (%d%d%d)"))
+    if not status then
+        sock:close()
+        return "error"
+    end
+    local length, close
+    while true do
+        local header = sock:receive("*l")
+        if not header then
+            sock:close()
+            return status_class(status) or "error"
+        end
+        if header == "" then
+            break
+        end
+        local name, value = header:match("^([^:]+):%s*(.-)%s*$")
+        name = name and name:lower()
+        if name == "content-length" then
+            length = tonumber(value)
+        elseif name == "connection" and value:lower() == "close" then
+            close = true
+        end
+    end
+    if head or status == 204 or status == 304 or status < 200 then
+        length = length or 0
+    elseif length and length > 0 and not sock:receive(length) then
+        length = nil
+    end
+    if length and not close then
+        sock:setkeepalive(60000, cfg.mirror_max_in_flight)
+    else
+        sock:close()
+    end
+    return status_class(status) or "error"
+end
+
+local function deliver(premature, request, head)
+    if not premature then
+        local ok, result = pcall(send_copy, request, head)
+        count("mirror|" .. (ok and result or "error"))
+    end
+    in_flight = in_flight - 1
+end
+
+-- content_by_lua of the internal mirror location. nginx's `mirror` keeps the client's connection from
+-- taking its next request until the mirror subrequest ends; answering it at once and sending the copy from
+-- a timer means a slow or dead shadow pool never holds up a primary request.
+function M.mirror()
+    if not cfg.has_new or not take("mirror_seq", dict():get("shadow_percent") or 0) then
+        return ngx.exit(204)
+    end
+    local body = ngx.req.get_body_data() or ""
+    if body == "" and ngx.req.get_body_file() then
+        -- Bodies are kept in memory (client_body_buffer_size = client_max_body_size); never read a file here.
+        count("mirror|dropped")
+        return ngx.exit(204)
+    end
+    local lines = {
+        fmt("%s %s HTTP/1.1", ngx.req.get_method(), ngx.var.request_uri),
+        "Host: " .. (ngx.var.http_host or "localhost"),
+        "X-Request-Id: " .. ngx.var.request_id,
+        "Content-Length: " .. #body,
+    }
+    for name, value in pairs(ngx.req.get_headers(64, true)) do
+        local lower = name:lower()
+        if not SKIP_HEADERS[lower] and lower ~= "host" and lower ~= "x-request-id" then
+            if type(value) == "table" then
+                for _, v in ipairs(value) do
+                    lines[#lines + 1] = name .. ": " .. v
+                end
+            else
+                lines[#lines + 1] = name .. ": " .. value
+            end
+        end
+    end
+    lines[#lines + 1] = ""
+    lines[#lines + 1] = body
+    if in_flight >= cfg.mirror_max_in_flight then
+        -- Shed the copy, never the primary.
+        count("mirror|dropped")
+        return ngx.exit(204)
+    end
+    local ok = ngx.timer.at(0, deliver, concat(lines, "\r\n"), ngx.req.get_method() == "HEAD")
+    if ok then
+        in_flight = in_flight + 1
+    else
+        count("mirror|dropped")
+    end
+    return ngx.exit(204)
+end
+
+-- log_by_lua of the client server: per-pool counts by status class and a latency histogram. `pool` is the
+-- pool that answered (legacy when a request chosen for new failed over), the header X-Msgroute-Pool says
+-- the same to the client.
+function M.log()
+    local pool = ngx.var.msgroute_pool
+    if pool ~= "new" and pool ~= "legacy" then
+        return
+    end
+    local d = dict()
+    d:incr("req|" .. pool .. "|" .. (status_class(ngx.status) or "5xx"), 1, 0)
+    local seconds = tonumber(ngx.var.request_time) or 0
+    local slot = #BUCKETS + 1
+    for i = 1, #BUCKETS do
+        if seconds <= BUCKETS[i] then
+            slot = i
+            break
+        end
+    end
+    d:incr("lat|" .. pool .. "|" .. slot, 1, 0)
+    d:incr("lat_sum|" .. pool, seconds, 0)
+    if ngx.var.msgroute_chosen == "new" and pool == "legacy" then
+        d:incr("failover", 1, 0)
+    end
+end
+
+local function state_json()
+    local d = dict()
+    return fmt(
+        '{"new_weight":%d,"shadow_percent":%d,"has_new":%s,"has_legacy":%s,"generation":%d,'
+            .. '"changed_at":%.3f,"loaded_at":%.3f}\n',
+        d:get("new_weight") or 0, d:get("shadow_percent") or 0, tostring(cfg.has_new), tostring(cfg.has_legacy),
+        d:get("generation") or 0, d:get("changed_at") or 0, d:get("loaded_at") or 0
+    )
+end
+
+local function answer(status, body)
+    ngx.status = status
+    ngx.header["Content-Type"] = "application/json"
+    ngx.print(body)
+    return ngx.exit(status)
+end
+
+-- content_by_lua of the runtime API (a listener on the container's loopback only: the role reaches it with
+-- `docker exec`). GET reads the values in force; PUT ?new_weight=N&shadow_percent=M changes both at once.
+function M.admin()
+    local method = ngx.req.get_method()
+    if method == "PUT" then
+        local args = ngx.req.get_uri_args()
+        local new_weight, shadow_percent = percent(args.new_weight), percent(args.shadow_percent)
+        local ok, err = check(new_weight, shadow_percent)
+        if not ok then
+            return answer(new_weight and shadow_percent and 409 or 400, fmt('{"error":"%s"}\n', err))
+        end
+        store(new_weight, shadow_percent)
+    elseif method ~= "GET" then
+        return answer(405, '{"error":"GET or PUT"}\n')
+    end
+    return answer(200, state_json())
+end
+
+-- content_by_lua of the metrics listener: Prometheus text format 0.0.4.
+function M.metrics()
+    local d = dict()
+    local out = {}
+    local function add(line)
+        out[#out + 1] = line
+    end
+    local pools = {}
+    if cfg.has_legacy then
+        pools[#pools + 1] = "legacy"
+    end
+    if cfg.has_new then
+        pools[#pools + 1] = "new"
+    end
+    add("# HELP msgroute_lb_requests_total Client requests answered, by the pool that answered and status class.")
+    add("# TYPE msgroute_lb_requests_total counter")
+    for _, pool in ipairs(pools) do
+        for _, class in ipairs(CLASSES) do
+            add(fmt('msgroute_lb_requests_total{pool="%s",status_class="%s"} %d', pool, class,
+                d:get("req|" .. pool .. "|" .. class) or 0))
+        end
+    end
+    add("# HELP msgroute_lb_request_duration_seconds Time nginx took to answer the client, by answering pool.")
+    add("# TYPE msgroute_lb_request_duration_seconds histogram")
+    for _, pool in ipairs(pools) do
+        local cumulative = 0
+        for i = 1, #BUCKETS + 1 do
+            cumulative = cumulative + (d:get("lat|" .. pool .. "|" .. i) or 0)
+            local le = BUCKETS[i] and fmt("%g", BUCKETS[i]) or "+Inf"
+            add(fmt('msgroute_lb_request_duration_seconds_bucket{pool="%s",le="%s"} %d', pool, le, cumulative))
+        end
+        add(fmt('msgroute_lb_request_duration_seconds_sum{pool="%s"} %.6f', pool, d:get("lat_sum|" .. pool) or 0))
+        add(fmt('msgroute_lb_request_duration_seconds_count{pool="%s"} %d', pool, cumulative))
+    end
+    add("# HELP msgroute_lb_failovers_total Requests the split sent to the new pool that legacy answered.")
+    add("# TYPE msgroute_lb_failovers_total counter")
+    add(fmt("msgroute_lb_failovers_total %d", d:get("failover") or 0))
+    add("# HELP msgroute_lb_mirror_requests_total Shadow copies by outcome (status class, error, dropped).")
+    add("# TYPE msgroute_lb_mirror_requests_total counter")
+    for _, result in ipairs(MIRROR_RESULTS) do
+        add(fmt('msgroute_lb_mirror_requests_total{result="%s"} %d', result, d:get("mirror|" .. result) or 0))
+    end
+    add("# HELP msgroute_lb_new_weight Percent of live requests the split sends to the new pool.")
+    add("# TYPE msgroute_lb_new_weight gauge")
+    add(fmt("msgroute_lb_new_weight %d", d:get("new_weight") or 0))
+    add("# HELP msgroute_lb_shadow_percent Percent of requests copied to the new pool.")
+    add("# TYPE msgroute_lb_shadow_percent gauge")
+    add(fmt("msgroute_lb_shadow_percent %d", d:get("shadow_percent") or 0))
+    add("")
+    ngx.header["Content-Type"] = "text/plain; version=0.0.4"
+    ngx.print(concat(out, "\n"))
+end
+
+return M

@@ -1,0 +1,66 @@
+"""Weight changes and the rollback never drop a request of a kept-alive client that does not retry.
+
+Load runs on both lb hosts from kept-alive clients that never retry (a reload would lose some of their
+requests: bench/traffic measures how many). Meanwhile the weight changes 20 times at run time on both lb
+hosts, exactly as the role's switch step changes it, then the role itself rolls back to legacy (nginx.conf
+rewritten, runtime values switched). No client sees an error and nginx is never reloaded or restarted.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import traffic_load as load
+from traffic_world import LBS, applied, playbook
+
+WEIGHTS = [5 * step for step in range(1, 21)]  # 5 .. 100
+
+
+@pytest.fixture(scope="module")
+def switching(world):
+    # Start from a rendered weight, so the role's rollback rewrites nginx.conf as well as the runtime values.
+    applied(weight=25, shadow=0)
+    loaded_before = {lb.host: lb.runtime()["loaded_at"] for lb in LBS}
+    loads = [load.Load(lb.port, connections=16, rate=150).start() for lb in LBS]
+    try:
+        time.sleep(1)
+        changes = playbook("switch.yml", "-e", json.dumps({"weights": WEIGHTS}))
+        assert changes.returncode == 0, changes.output[-4000:]
+        rollback = applied(weight=0, shadow=0)
+        time.sleep(1)
+    finally:
+        tallies = [running.stop() for running in loads]
+    return tallies, changes, rollback, loaded_before
+
+
+def test_no_client_saw_an_error(switching):
+    tallies, _, _, _ = switching
+    for tally in tallies:
+        assert tally.requests > 500, tally.summary()
+        assert tally.failed == 0, tally.summary()
+
+
+def test_both_pools_served_during_the_changes(switching):
+    tallies, _, _, _ = switching
+    for tally in tallies:
+        assert tally.by_pool["new"] > 0 and tally.by_pool["legacy"] > 0, tally.summary()
+
+
+def test_every_change_was_applied_on_both_lb_hosts(switching):
+    _, changes, _, _ = switching
+    for host in ("t4-lb1", "t4-lb2"):
+        assert changes.output.count(f"changed: [{host}] => (item=") == len(WEIGHTS), changes.output[-3000:]
+
+
+def test_the_rollback_is_in_force_and_recorded(switching):
+    for lb in LBS:
+        assert lb.runtime()["new_weight"] == 0
+        assert lb.recorded() == {"new_weight": 0, "shadow_percent": 0, "legacy_enabled": True}
+
+
+def test_nginx_was_never_reloaded(switching):
+    _, _, _, loaded_before = switching
+    for lb in LBS:
+        assert lb.runtime()["loaded_at"] == loaded_before[lb.host]

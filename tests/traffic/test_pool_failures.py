@@ -1,0 +1,91 @@
+"""The new pool failing never fails the clients.
+
+In order, on one world (each step starts from the state the previous one left):
+1. weight 50, every new instance killed under load: requests fail over to legacy, <= 0.1 % client errors;
+2. shadow 100 % to that dead pool: primary requests are not slowed and none fails;
+3. shadow 100 % to a new pool that answers in 500 ms: the same.
+Finally the new routers are put back as they were.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import traffic_load as load
+from traffic_world import LB1, NEW, applied, backends, docker, new_routers_normal
+
+SLOW_MS = 500
+
+
+def waited_for_the_shadow(tally: load.Tally) -> int:
+    """Primary requests that took as long as a shadow answer: what waiting on the mirror would look like."""
+    return sum(1 for ms in tally.latencies_ms if ms >= SLOW_MS * 0.9)
+
+
+def mirror_counts(lb) -> dict[str, float]:
+    samples = lb.metrics()
+    prefix = "msgroute_lb_mirror_requests_total{result="
+    return {key[len(prefix) + 1 : -2]: value for key, value in samples.items() if key.startswith(prefix)}
+
+
+@pytest.fixture(scope="module")
+def failures(world):
+    results = {}
+    try:
+        LB1.set_runtime(50)
+        before = LB1.metrics()
+        with load.Load(LB1.port, connections=16, rate=200) as running:
+            time.sleep(2)
+            docker("kill", *NEW)
+            time.sleep(7)
+        results["killed"] = (running.tally, before, LB1.metrics())
+
+        LB1.set_runtime(0, 100)
+        mirrored = mirror_counts(LB1)
+        results["dead_shadow"] = (load.run(LB1.port, 3000, connections=16), mirrored, mirror_counts(LB1))
+
+        backends("--limit", "routers", "-e", f'{{"router_fault_injection": {{"latency_ms": {SLOW_MS}}}}}')
+        applied(weight=0, shadow=100)
+        mirrored = mirror_counts(LB1)
+        tally = load.run(LB1.port, 3000, connections=16)
+        time.sleep(2)  # let the last copies finish
+        results["slow_shadow"] = (tally, mirrored, mirror_counts(LB1))
+    finally:
+        new_routers_normal()
+    return results
+
+
+def test_killing_every_new_instance_fails_at_most_one_in_a_thousand(failures):
+    tally, _, _ = failures["killed"]
+    assert tally.requests > 1000, tally.summary()
+    assert tally.failed <= tally.requests * 0.001, tally.summary()
+
+
+def test_legacy_answered_what_the_new_pool_could_not(failures):
+    tally, before, after = failures["killed"]
+    assert tally.by_version["legacy"] > tally.by_version["2.0.0"], tally.summary()
+    assert after["msgroute_lb_failovers_total"] > before["msgroute_lb_failovers_total"]
+
+
+@pytest.mark.parametrize("case", ["dead_shadow", "slow_shadow"])
+def test_a_failing_shadow_pool_neither_fails_nor_slows_primary_requests(failures, case):
+    tally, _, _ = failures[case]
+    assert tally.requests == 3000
+    assert tally.failed == 0, tally.summary()
+    assert set(tally.by_pool) == {"legacy"}
+    assert waited_for_the_shadow(tally) <= tally.requests * 0.01, tally.summary()
+
+
+def test_the_copies_went_to_the_shadow_pool_and_failed_there(failures):
+    for case in ("dead_shadow", "slow_shadow"):
+        _, before, after = failures[case]
+        delta = {result: after[result] - before[result] for result in after}
+        assert sum(delta.values()) >= 2900, (
+            case,
+            delta,
+        )  # every copy accounted for (a few may still be in flight)
+        if case == "dead_shadow":
+            assert delta["2xx"] == 0 and delta["error"] + delta["5xx"] >= 2900 - delta["dropped"], delta
+        else:
+            assert delta["2xx"] > 0, delta
