@@ -29,6 +29,16 @@ def mirror_counts(lb) -> dict[str, float]:
     return {key[len(prefix) + 1 : -2]: value for key, value in samples.items() if key.startswith(prefix)}
 
 
+def settled_mirror_counts(lb, before: dict[str, float], copies: int) -> dict[str, float]:
+    """Copies still in flight are counted when they end (at the latest after the mirror timeout)."""
+    deadline = time.monotonic() + 10
+    while True:
+        after = mirror_counts(lb)
+        if sum(after.values()) - sum(before.values()) >= copies or time.monotonic() > deadline:
+            return after
+        time.sleep(0.2)
+
+
 @pytest.fixture(scope="module")
 def failures(world):
     results = {}
@@ -43,14 +53,14 @@ def failures(world):
 
         LB1.set_runtime(0, 100)
         mirrored = mirror_counts(LB1)
-        results["dead_shadow"] = (load.run(LB1.port, 3000, connections=16), mirrored, mirror_counts(LB1))
+        tally = load.run(LB1.port, 3000, connections=16)
+        results["dead_shadow"] = (tally, mirrored, settled_mirror_counts(LB1, mirrored, 3000))
 
         backends("--limit", "routers", "-e", f'{{"router_fault_injection": {{"latency_ms": {SLOW_MS}}}}}')
         applied(weight=0, shadow=100)
         mirrored = mirror_counts(LB1)
         tally = load.run(LB1.port, 3000, connections=16)
-        time.sleep(2)  # let the last copies finish
-        results["slow_shadow"] = (tally, mirrored, mirror_counts(LB1))
+        results["slow_shadow"] = (tally, mirrored, settled_mirror_counts(LB1, mirrored, 3000))
     finally:
         new_routers_normal()
     return results
