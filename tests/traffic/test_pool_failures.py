@@ -4,7 +4,7 @@ In order, on one world (each step starts from the state the previous one left):
 1. weight 50, every new instance killed under load: requests fail over to legacy, <= 0.1 % client errors;
 2. shadow 100 % to that dead pool: primary requests are not slowed and none fails;
 3. shadow 100 % to a new pool that answers in 500 ms: the same.
-Finally the new routers are put back as they were.
+The suite runs this module last; a test that runs after it gets the new routers repaired first (conftest).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import time
 
 import pytest
 import traffic_load as load
-from traffic_world import LB1, NEW, applied, backends, docker, new_routers_normal
+from traffic_world import LB1, NEW, altered_new_routers, applied, backends, docker
 
 SLOW_MS = 500
 
@@ -42,6 +42,7 @@ def settled_mirror_counts(lb, before: dict[str, float], copies: int) -> dict[str
 @pytest.fixture(scope="module")
 def failures(world):
     results = {}
+    altered_new_routers()
     try:
         LB1.set_runtime(50)
         before = LB1.metrics()
@@ -62,7 +63,7 @@ def failures(world):
         tally = load.run(LB1.port, 3000, connections=16)
         results["slow_shadow"] = (tally, mirrored, settled_mirror_counts(LB1, mirrored, 3000))
     finally:
-        new_routers_normal()
+        LB1.set_runtime(0, 0)
     return results
 
 

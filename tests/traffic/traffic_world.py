@@ -175,9 +175,23 @@ def world():
         remove_world()
 
 
-def new_routers_normal() -> None:
+# Set when a test killed or changed the new routers; whoever needs them as they should be calls
+# normal_new_routers() (test_pool_failures runs last, so usually nobody pays for the repair).
+_new_routers_altered = False
+
+
+def altered_new_routers() -> None:
+    global _new_routers_altered
+    _new_routers_altered = True
+
+
+def normal_new_routers() -> None:
     """New routers as they should be (recreated, whatever a test did to them), nginx pointed at them."""
+    global _new_routers_altered
+    if not _new_routers_altered:
+        return
     # Recreated rather than updated: the router role keeps environment variables it no longer sets.
     docker("rm", "-f", *NEW)
     backends("--limit", "routers")
     applied(weight=0, shadow=0)
+    _new_routers_altered = False
