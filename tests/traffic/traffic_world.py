@@ -2,7 +2,8 @@
 
 Everything lives under its own names (msgroute-t4-*), network (msgroute-t4), ports (28xxx) and data dir
 (/var/lib/msgroute-rollout/t4), described by tests/traffic/inventory.yml, so the suite can run beside a local
-rehearsal on the same engine. The world is built once per session and removed at the end
+rehearsal on the same engine; MSGROUTE_T4_ID and MSGROUTE_T4_PORT_BASE (e.g. t4dev, 28500) make a second copy,
+so two runs of the suite can share the engine. The world is built once per session and removed at the end
 (MSGROUTE_T4_KEEP=1 keeps it for a look).
 """
 
@@ -32,11 +33,14 @@ from ansible_collections.msgroute.rollout.plugins.module_utils.traffic_runtime i
 BIN = Path(sys.executable).parent
 INVENTORY = HERE / "inventory.yml"
 IMAGE = os.environ.get("MSGROUTE_T4_NGINX_IMAGE", "msgroute/nginx:t4")
-NETWORK = "msgroute-t4"
-DATA_DIR = Path("/var/lib/msgroute-rollout/t4")
+# A second copy of the world (another run of the suite on the same engine) takes another id and port base.
+WORLD_ID = os.environ.get("MSGROUTE_T4_ID", "t4")
+PORT_BASE = int(os.environ.get("MSGROUTE_T4_PORT_BASE", "28000"))
+NETWORK = f"msgroute-{WORLD_ID}"
+DATA_DIR = Path(f"/var/lib/msgroute-rollout/{WORLD_ID}")
 LOGS = ROOT / "results" / "test-logs"
-NEW = ("msgroute-t4-router-1", "msgroute-t4-router-2")
-LEGACY = ("msgroute-t4-legacy-1", "msgroute-t4-legacy-2")
+NEW = (f"msgroute-{WORLD_ID}-router-1", f"msgroute-{WORLD_ID}-router-2")
+LEGACY = (f"msgroute-{WORLD_ID}-legacy-1", f"msgroute-{WORLD_ID}-legacy-2")
 
 
 @dataclass(frozen=True)
@@ -76,8 +80,8 @@ class Lb:
         return requests.get(f"http://127.0.0.1:{self.port}/_msgroute/health", timeout=5).status_code
 
 
-LB1 = Lb("t4-lb1", "msgroute-t4-lb1", 28080, 28180)
-LB2 = Lb("t4-lb2", "msgroute-t4-lb2", 28070, 28170)
+LB1 = Lb("t4-lb1", f"msgroute-{WORLD_ID}-lb1", PORT_BASE + 80, PORT_BASE + 180)
+LB2 = Lb("t4-lb2", f"msgroute-{WORLD_ID}-lb2", PORT_BASE + 70, PORT_BASE + 170)
 LBS = (LB1, LB2)
 
 
@@ -98,7 +102,7 @@ def playbook(
 ) -> Run:
     """ansible-playbook tests/traffic/<name> on the suite's inventory; the output is kept under results/."""
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_FORCE_COLOR="0")
-    env["MSGROUTE_T4_NGINX_IMAGE"] = IMAGE
+    env.update(MSGROUTE_T4_NGINX_IMAGE=IMAGE, MSGROUTE_T4_ID=WORLD_ID, MSGROUTE_T4_PORT_BASE=str(PORT_BASE))
     command = [str(BIN / "ansible-playbook")]
     for inventory in inventories:
         command += ["-i", str(inventory)]
@@ -175,9 +179,23 @@ def world():
         remove_world()
 
 
-def new_routers_normal() -> None:
+# Set when a test killed or changed the new routers; whoever needs them as they should be calls
+# normal_new_routers() (test_pool_failures runs last, so usually nobody pays for the repair).
+_new_routers_altered = False
+
+
+def altered_new_routers() -> None:
+    global _new_routers_altered
+    _new_routers_altered = True
+
+
+def normal_new_routers() -> None:
     """New routers as they should be (recreated, whatever a test did to them), nginx pointed at them."""
+    global _new_routers_altered
+    if not _new_routers_altered:
+        return
     # Recreated rather than updated: the router role keeps environment variables it no longer sets.
     docker("rm", "-f", *NEW)
     backends("--limit", "routers")
     applied(weight=0, shadow=0)
+    _new_routers_altered = False
