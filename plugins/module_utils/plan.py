@@ -1,0 +1,204 @@
+"""The plan of a run: every user-facing setting checked on the controller before anything changes.
+
+A phase playbook's pre-flight hands its raw settings (inventory and extra vars) to ``plan_run``, which either
+returns the run's plan - the steps to take, with the phase's thresholds and analysis settings resolved - or
+raises ``PlanError`` listing every setting it refuses and why. Nothing downstream re-reads the raw settings:
+the steps, the gates and the reports use the plan.
+
+Thresholds and analysis settings are checked by the same code the gate runs (``analysis.resolve_thresholds``,
+``analysis.AnalysisRun``), so the pre-flight and the gate cannot disagree about what is valid.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ansible_collections.msgroute.rollout.plugins.module_utils.analysis import (
+    PHASES,
+    AnalysisRun,
+    resolve_thresholds,
+)
+
+# What a run does: a phase's steps, a rollback (it only needs the legacy pool), or status (it changes nothing
+# and measures the phase in force: status.yml, validate.yml).
+RUN_PHASES = (*PHASES, "rollback", "status")
+ANALYSIS_FIELDS = (*tuple(f.name for f in dataclasses.fields(AnalysisRun)), "window")
+MAX_INSTANCES = 1000
+_WINDOW = re.compile(r"^[1-9][0-9]*(ms|s|m|h|d)$")
+
+
+class PlanError(ValueError):
+    """Settings a run cannot take; ``problems`` holds one line per refused setting."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("Refusing the run before anything changes: " + "; ".join(self.problems))
+
+
+def whole_number(name: str, value: Any, minimum: int, maximum: int) -> int:
+    """A whole number in [minimum, maximum]; numeric strings pass (extra vars arrive as strings)."""
+    if isinstance(value, bool) or value is None:
+        raise ValueError(f"{name}: expected a whole number from {minimum} to {maximum}, got {value!r}")
+    if isinstance(value, float) and not value.is_integer():
+        raise ValueError(f"{name}: expected a whole number from {minimum} to {maximum}, got {value!r}")
+    try:
+        number = int(str(value).strip()) if not isinstance(value, (int, float)) else int(value)
+    except ValueError:
+        raise ValueError(
+            f"{name}: expected a whole number from {minimum} to {maximum}, got {value!r}"
+        ) from None
+    if not minimum <= number <= maximum:
+        raise ValueError(f"{name}: must be from {minimum} to {maximum}, got {value!r}")
+    return number
+
+
+def _collect(problems: list[str], check: Any, *args: Any, **kwargs: Any) -> Any:
+    try:
+        return check(*args, **kwargs)
+    except ValueError as exc:
+        problems.append(str(exc))
+        return None
+
+
+def check_analysis(phase: str, settings: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The phase's analysis settings as the gate will run them; ValueError names the setting."""
+    settings = dict(settings or {})
+    unknown = sorted(set(settings) - set(ANALYSIS_FIELDS))
+    if unknown:
+        raise ValueError(
+            f"rollout_analysis.{phase}.{unknown[0]}: unknown setting; "
+            f"expected some of {', '.join(ANALYSIS_FIELDS)}"
+        )
+    window = settings.pop("window", None)
+    if window is not None and not _WINDOW.match(str(window)):
+        raise ValueError(
+            f"rollout_analysis.{phase}.window: expected a duration like 30s or 5m, got {window!r}"
+        )
+    for name, value in settings.items():
+        if isinstance(value, str):  # extra vars: numbers arrive as strings
+            try:
+                settings[name] = float(value) if name in ("interval", "initial_delay") else int(value)
+            except ValueError:
+                raise ValueError(
+                    f"rollout_analysis.{phase}.{name}: expected a number, got {value!r}"
+                ) from None
+        if isinstance(settings[name], float) and not math.isfinite(settings[name]):
+            raise ValueError(f"rollout_analysis.{phase}.{name}: must be finite, got {value!r}")
+    try:
+        run = AnalysisRun(**settings)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"rollout_analysis.{phase}.{exc}") from None
+    # The settings as given, coerced: the gate applies its own defaults to what is not set.
+    checked = {name: getattr(run, name) for name in settings}
+    if window is not None:
+        checked["window"] = str(window)
+    return checked
+
+
+def check_thresholds(phase: str, overrides: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The phase's thresholds with the user's overrides applied; ValueError names the setting."""
+    try:
+        return resolve_thresholds(phase, overrides).to_dict()
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"rollout_thresholds.{phase}: {exc}") from None
+
+
+def _per_phase(name: str, value: Any, problems: list[str]) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        problems.append(f"{name}: expected a mapping of phase to settings, got {type(value).__name__}")
+        return {}
+    unknown = sorted(set(value) - set(PHASES))
+    if unknown:
+        problems.append(f"{name}.{unknown[0]}: unknown phase; expected some of {', '.join(PHASES)}")
+    bad = sorted(str(p) for p in PHASES if value.get(p) is not None and not isinstance(value.get(p), Mapping))
+    for phase in bad:
+        problems.append(f"{name}.{phase}: expected a mapping of settings, got {value[phase]!r}")
+    return {phase: value.get(phase) or {} for phase in PHASES if phase not in bad}
+
+
+def _partial_weights(weight: Any, steps: Any, problems: list[str]) -> list[int]:
+    name, raw = ("rollout_weight", [weight]) if weight is not None else ("rollout_steps", steps)
+    if not isinstance(raw, Sequence) or isinstance(raw, (str, bytes)) or not raw:
+        problems.append(f"{name}: expected a non-empty list of whole percentages, got {raw!r}")
+        return []
+    weights = [_collect(problems, whole_number, name, item, 1, 99) for item in raw]
+    if None in weights:
+        problems.append(
+            f"Partial steps must be whole percentages from 1 to 99 (got {raw}); "
+            "100% is full.yml, 0% is rollback.yml"
+        )
+        return []
+    if weights != sorted(set(weights)):
+        problems.append(f"{name}: steps must rise strictly (each weight above the one before), got {weights}")
+    return weights
+
+
+def _steps(phase: str, settings: Mapping[str, Any], problems: list[str]) -> list[dict[str, int]]:
+    if phase == "shadow":
+        percent = _collect(
+            problems, whole_number, "rollout_shadow_percent", settings.get("shadow_percent"), 1, 100
+        )
+        return [{"weight": 0, "shadow_percent": percent or 0}]
+    if phase == "partial":
+        weights = _partial_weights(settings.get("weight"), settings.get("steps"), problems)
+        return [{"weight": weight, "shadow_percent": 0} for weight in weights]
+    if phase == "full":
+        return [{"weight": 100, "shadow_percent": 0}]
+    return []
+
+
+def plan_run(phase: str, settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Check every setting a run of ``phase`` reads and return its plan; PlanError lists what is refused.
+
+    ``settings`` holds the raw values: ``weight`` (rollout_weight or None), ``steps``, ``shadow_percent``,
+    ``thresholds`` and ``analysis`` (per phase), ``new_instances`` and ``legacy_instances`` (the pools' sizes
+    as the inventory gives them) and ``ports`` (name to value). The plan holds the steps to take and, per
+    phase, the gate's resolved thresholds and analysis settings (``gates``): status.yml and validate.yml
+    measure a phase other than their own with them. A rollback is never refused for a threshold or a step
+    setting: it only needs a legacy instance to send traffic to.
+    """
+    if phase not in RUN_PHASES:
+        raise PlanError([f"phase: unknown phase {phase!r}; expected one of {', '.join(RUN_PHASES)}"])
+    problems: list[str] = []
+    if (
+        _collect(problems, whole_number, "legacy pool", settings.get("legacy_instances"), 1, MAX_INSTANCES)
+        is None
+    ):
+        problems[-1] = (
+            "legacy pool: the inventory gives no legacy instance (legacy_instances on the legacy hosts)"
+        )
+    if phase == "rollback":
+        if problems:
+            raise PlanError(problems)
+        return {"phase": phase, "steps": [], "gates": {}}
+
+    if (
+        _collect(problems, whole_number, "router_instances", settings.get("new_instances"), 1, MAX_INSTANCES)
+        is None
+    ):
+        problems[-1] = (
+            f"router_instances: the new pool needs at least one instance, the inventory gives "
+            f"{settings.get('new_instances')!r}"
+        )
+    for name, value in sorted((settings.get("ports") or {}).items()):
+        _collect(problems, whole_number, name, value, 1, 65535)
+
+    thresholds = _per_phase("rollout_thresholds", settings.get("thresholds"), problems)
+    analysis = _per_phase("rollout_analysis", settings.get("analysis"), problems)
+    gates = {
+        p: {
+            "thresholds": _collect(problems, check_thresholds, p, thresholds.get(p)),
+            "analysis": _collect(problems, check_analysis, p, analysis.get(p)),
+        }
+        for p in PHASES
+    }
+    steps = [{"phase": phase, **step} for step in _steps(phase, settings, problems)]
+    if problems:
+        raise PlanError(problems)
+    return {"phase": phase, "steps": steps, "gates": gates}

@@ -1,0 +1,137 @@
+"""Ansible module: check a run's settings on the controller and compute its plan, before anything changes."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: rollout_plan
+short_description: Check every setting of a rollout run and compute its plan before anything changes
+version_added: "0.1.0"
+description:
+  - The pre-flight of every phase playbook. Checks the settings a run reads - step weights, shadow
+    percent, per-phase thresholds and analysis settings, the pools' sizes, ports - and either returns the
+    run's plan or fails listing every refused setting and why. It runs on the controller before the rollout
+    lock is taken, so a refused run changes no container, no nginx value and no state.
+  - Thresholds and analysis settings are checked by the same code the gate
+    (M(msgroute.rollout.rollout_analysis)) runs, including the analysis limits that could never trigger
+    (Argo Rollouts refuses them too).
+  - A rollback is never refused for a threshold or step setting; it only needs a legacy instance.
+author:
+  - msgroute.rollout developers (@msgroute)
+options:
+  phase:
+    description:
+      - The run's phase. V(status) plans no step and changes nothing (status.yml, validate.yml); V(rollback)
+        only needs a legacy instance.
+    type: str
+    required: true
+    choices: [shadow, partial, full, rollback, status]
+  weight:
+    description: A single partial step (C(rollout_weight)); overrides O(steps). Whole percent 1-99.
+    type: raw
+  steps:
+    description: The partial steps (C(rollout_steps)), rising whole percentages 1-99.
+    type: raw
+  shadow_percent:
+    description: Percent of live requests mirrored in shadow (C(rollout_shadow_percent)), 1-100.
+    type: raw
+  thresholds:
+    description: C(rollout_thresholds), per phase; see M(msgroute.rollout.rollout_analysis) for the fields.
+    type: raw
+  analysis:
+    description: C(rollout_analysis), per phase (interval, count, limits, window).
+    type: raw
+  new_instances:
+    description: Number of new router instances the inventory gives.
+    type: raw
+  legacy_instances:
+    description: Number of legacy instances the inventory gives.
+    type: raw
+  ports:
+    description: Port settings to check (name to value), each a whole number 1-65535.
+    type: dict
+    default: {}
+attributes:
+  check_mode:
+    support: full
+    details: Read-only; it runs in check mode too.
+  diff_mode:
+    support: none
+    details: Changes nothing.
+"""
+
+EXAMPLES = r"""
+- name: Check the settings and plan a partial run
+  msgroute.rollout.rollout_plan:
+    phase: partial
+    weight: "{{ rollout_weight }}"
+    steps: "{{ rollout_steps }}"
+    thresholds: "{{ rollout_thresholds }}"
+    analysis: "{{ rollout_analysis }}"
+    new_instances: 2
+    legacy_instances: 1
+  register: preflight
+"""
+
+RETURN = r"""
+plan:
+  description:
+    - The run's plan - its steps, and per phase the gate's resolved thresholds and the analysis settings
+      given.
+  returned: success
+  type: dict
+  sample:
+    phase: partial
+    steps: [{phase: partial, weight: 25, shadow_percent: 0}, {phase: partial, weight: 50, shadow_percent: 0}]
+    gates:
+      partial:
+        thresholds: {max_p95_ms: 48.0, min_success_rate: 99.0, max_memory_mb: 128.0, min_requests: 20,
+                     no_data: inconclusive, max_open_breakers: null}
+        analysis: {interval: 5.0, count: 3, window: 5s}
+problems:
+  description: Every refused setting, one line each.
+  returned: failure
+  type: list
+  elements: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.msgroute.rollout.plugins.module_utils.plan import RUN_PHASES, PlanError, plan_run
+
+SETTINGS = (
+    "weight",
+    "steps",
+    "shadow_percent",
+    "thresholds",
+    "analysis",
+    "new_instances",
+    "legacy_instances",
+    "ports",
+)
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "phase": {"type": "str", "required": True, "choices": list(RUN_PHASES)},
+            "weight": {"type": "raw"},
+            "steps": {"type": "raw"},
+            "shadow_percent": {"type": "raw"},
+            "thresholds": {"type": "raw"},
+            "analysis": {"type": "raw"},
+            "new_instances": {"type": "raw"},
+            "legacy_instances": {"type": "raw"},
+            "ports": {"type": "dict", "default": {}},
+        },
+        supports_check_mode=True,
+    )
+    p = module.params
+    try:
+        plan = plan_run(p["phase"], {name: p[name] for name in SETTINGS})
+    except PlanError as exc:
+        module.fail_json(msg=str(exc), problems=exc.problems)
+    module.exit_json(changed=False, plan=plan)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+"""The run's plan: every setting refused on the controller, naming it, before anything changes."""
+
+from __future__ import annotations
+
+import pytest
+from ansible_collections.msgroute.rollout.plugins.module_utils.plan import PlanError, plan_run, whole_number
+
+GOOD = {
+    "weight": None,
+    "steps": [25, 50, 75],
+    "shadow_percent": 10,
+    "thresholds": {"partial": {"min_requests": 40}},
+    "analysis": {"partial": {"interval": 5, "count": 3, "window": "5s"}},
+    "new_instances": 2,
+    "legacy_instances": 1,
+    "ports": {"traffic_listen_port": 18080},
+}
+
+
+def refused(phase: str, **changes) -> list[str]:
+    with pytest.raises(PlanError) as caught:
+        plan_run(phase, {**GOOD, **changes})
+    assert str(caught.value).startswith("Refusing the run before anything changes")
+    return caught.value.problems
+
+
+def test_partial_plan_carries_the_steps_and_the_resolved_gate():
+    plan = plan_run("partial", GOOD)
+    assert [s["weight"] for s in plan["steps"]] == [25, 50, 75]
+    assert {s["phase"] for s in plan["steps"]} == {"partial"}
+    assert plan["gates"]["partial"]["thresholds"]["max_p95_ms"] == 48
+    assert plan["gates"]["partial"]["thresholds"]["min_requests"] == 40
+    assert plan["gates"]["partial"]["analysis"] == {"interval": 5.0, "count": 3, "window": "5s"}
+    # Every phase's gate is resolved: status.yml and validate.yml measure the phase the state names.
+    assert plan["gates"]["full"]["thresholds"]["max_p95_ms"] == 50
+    assert plan["gates"]["shadow"]["analysis"] == {}
+
+
+def test_a_single_weight_overrides_the_steps_and_strings_from_extra_vars_pass():
+    plan = plan_run("partial", {**GOOD, "weight": "50"})
+    assert plan["steps"] == [{"phase": "partial", "weight": 50, "shadow_percent": 0}]
+
+
+def test_shadow_and_full_plans():
+    assert plan_run("shadow", GOOD)["steps"] == [{"phase": "shadow", "weight": 0, "shadow_percent": 10}]
+    assert plan_run("full", GOOD)["steps"] == [{"phase": "full", "weight": 100, "shadow_percent": 0}]
+
+
+@pytest.mark.parametrize("weight", [0, 100, 120, -5, "abc", "25.5", 25.5, True, ""])
+def test_partial_weights_outside_1_to_99_are_refused(weight):
+    problems = refused("partial", weight=weight)
+    assert any("Partial steps must be whole percentages from 1 to 99" in p for p in problems)
+
+
+@pytest.mark.parametrize("steps", [[], "25", [50, 25], [25, 25], None])
+def test_steps_must_be_a_rising_list(steps):
+    assert any("rollout_steps" in p or "Partial steps" in p for p in refused("partial", steps=steps))
+
+
+@pytest.mark.parametrize("percent", [0, 101, 150, -1, "x", None, 10.5])
+def test_shadow_percent_outside_1_to_100_is_refused(percent):
+    assert any(p.startswith("rollout_shadow_percent") for p in refused("shadow", shadow_percent=percent))
+
+
+@pytest.mark.parametrize("percent", [1, 100, "100"])
+def test_shadow_percent_at_the_bounds_passes(percent):
+    assert plan_run("shadow", {**GOOD, "shadow_percent": percent})["steps"][0]["shadow_percent"] == int(
+        percent
+    )
+
+
+@pytest.mark.parametrize(
+    ("thresholds", "needle"),
+    [
+        ({"partial": {"max_p95_ms": -1}}, "rollout_thresholds.partial: thresholds.max_p95_ms"),
+        ({"partial": {"max_p95_ms": "fast"}}, "max_p95_ms: expected a number"),
+        ({"partial": {"max_p95_ms": "nan"}}, "max_p95_ms"),
+        ({"full": {"min_success_rate": 101}}, "rollout_thresholds.full"),
+        ({"shadow": {"min_requests": -3}}, "rollout_thresholds.shadow"),
+        ({"shadow": {"p95": 40}}, "thresholds.p95: unknown field"),
+        ({"canary": {"max_p95_ms": 40}}, "rollout_thresholds.canary: unknown phase"),
+        ({"partial": 40}, "rollout_thresholds.partial: expected a mapping"),
+        ([1, 2], "rollout_thresholds: expected a mapping"),
+    ],
+)
+def test_bad_thresholds_are_refused_for_any_phase_naming_the_setting(thresholds, needle):
+    # A typo in the full phase's thresholds is refused already in shadow, not days later at full.
+    problems = refused("shadow", thresholds=thresholds)
+    assert any(needle in p for p in problems), problems
+
+
+@pytest.mark.parametrize(
+    ("analysis", "needle"),
+    [
+        ({"partial": {"count": -1}}, "rollout_analysis.partial.count"),
+        ({"partial": {"count": 0}}, "rollout_analysis.partial.count"),
+        ({"partial": {"count": "three"}}, "rollout_analysis.partial.count: expected a number"),
+        ({"partial": {"interval": -5}}, "rollout_analysis.partial.interval"),
+        ({"partial": {"interval": "inf"}}, "rollout_analysis.partial.interval"),
+        ({"full": {"failure_limit": -2}}, "rollout_analysis.full.failure_limit"),
+        ({"full": {"window": "5 minutes"}}, "rollout_analysis.full.window"),
+        ({"full": {"windw": "5m"}}, "rollout_analysis.full.windw: unknown setting"),
+    ],
+)
+def test_bad_analysis_settings_are_refused(analysis, needle):
+    problems = refused("partial", analysis=analysis)
+    assert any(needle in p for p in problems), problems
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("new_instances", 0), ("new_instances", None), ("new_instances", "x")]
+)
+def test_a_run_needs_a_new_instance(field, value):
+    assert any("router_instances" in p for p in refused("partial", **{field: value}))
+
+
+def test_every_run_needs_a_legacy_instance_even_a_rollback():
+    assert any("legacy pool" in p for p in refused("rollback", legacy_instances=0))
+
+
+def test_a_rollback_is_not_refused_for_thresholds_or_steps():
+    plan = plan_run("rollback", {**GOOD, "thresholds": {"partial": {"max_p95_ms": -1}}, "weight": 150})
+    assert plan == {"phase": "rollback", "steps": [], "gates": {}}
+
+
+@pytest.mark.parametrize("port", [0, 65536, -1, "http", 80.5])
+def test_ports_outside_1_to_65535_are_refused(port):
+    assert any(
+        p.startswith("traffic_listen_port") for p in refused("full", ports={"traffic_listen_port": port})
+    )
+
+
+def test_every_problem_is_listed_at_once():
+    problems = refused("shadow", shadow_percent=150, new_instances=0, thresholds={"full": {"max_p95_ms": -1}})
+    assert len(problems) == 3
+
+
+def test_an_unknown_phase_is_refused():
+    with pytest.raises(PlanError, match="unknown phase 'canary'"):
+        plan_run("canary", GOOD)
+
+
+@pytest.mark.parametrize(("value", "expected"), [(1, 1), ("7", 7), (" 9 ", 9), (3.0, 3)])
+def test_whole_number_accepts_whole_values(value, expected):
+    assert whole_number("n", value, 1, 10) == expected
+
+
+def test_a_status_run_plans_no_step_but_every_gate():
+    plan = plan_run("status", {**GOOD, "weight": 150})
+    assert plan["steps"] == []
+    assert set(plan["gates"]) == {"shadow", "partial", "full"}
