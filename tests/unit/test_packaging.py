@@ -82,6 +82,7 @@ PLANTED = (
     "plugins/modules/.mypy_cache/x.json",
     "roles/traffic/.ruff_cache/x",
     "results/rollback_decision.json",
+    "changelogs/.plugin-cache.yaml",
     "molecule/router/.molecule/state.yml",
     "msgroute-rollout-0.0.9.tar.gz",
 )
