@@ -40,6 +40,7 @@ lint: venv
 	ruff check .
 	ruff format --check .
 	ansible-lint --offline
+	antsibull-changelog lint
 
 unit: venv
 	pytest -q tests/unit $(PYTEST_ARGS)
