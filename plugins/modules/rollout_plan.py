@@ -6,7 +6,7 @@ DOCUMENTATION = r"""
 ---
 module: rollout_plan
 short_description: Check every setting of a rollout run and compute its plan before anything changes
-version_added: "0.1.0"
+version_added: "0.2.0"
 description:
   - The pre-flight of every phase playbook. Checks the settings a run reads - step weights, shadow
     percent, per-phase thresholds and analysis settings, the pools' sizes, ports - and either returns the
