@@ -25,17 +25,14 @@ from typing import Any
 
 import pytest
 
+from tests.support.metrics import scrape
+from tests.support.net import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "docker: builds and runs the router image (needs a Docker engine)")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def http(
@@ -179,15 +176,8 @@ def message(i: int | str, msg_type: str = "status", **extra: Any) -> dict[str, A
 
 
 def metric(router: Process, name: str, **labels: str) -> float:
-    """One sample from the router's /metrics (0 when absent)."""
-    from prometheus_client.parser import text_string_to_metric_families
-
-    _, text, _ = http("GET", f"{router.url}/metrics")
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                return sample.value
-    return 0.0
+    """The router's samples called ``name`` with these labels, summed (0 when absent)."""
+    return scrape(f"{router.url}/metrics").value(name, **labels)
 
 
 def sink_stats(sink: Process, ids: bool = False) -> dict[str, Any]:
