@@ -80,9 +80,15 @@ class Lb:
         return requests.get(f"{self.url}/_msgroute/health", timeout=5).status_code
 
     def load(
-        self, concurrency: int, rate: float = 0, total: int | None = None, cookie: CookieFactory | None = None
+        self,
+        concurrency: int,
+        rate: float = 0,
+        total: int | None = None,
+        cookie: CookieFactory | None = None,
+        retry: bool = False,
     ) -> Load:
-        """Kept-alive clients of this lb that never retry: the kind of client a reload hurts (not started)."""
+        """Kept-alive clients of this lb (not started yet); by default they never retry, the kind of client
+        a reload hurts."""
         return Load(
             self.url,
             concurrency=concurrency,
@@ -90,7 +96,7 @@ class Lb:
             total=total,
             cookie=cookie,
             timeout=CLIENT_TIMEOUT_S,
-            retry=False,
+            retry=retry,
             message=suite_message,
         )
 
