@@ -48,8 +48,9 @@ unit: venv
 integration: prepare
 	pytest -q tests/integration $(PYTEST_ARGS)
 
-# The traffic scenario runs an instance of the local Debian base the images role built (the newest one).
-MOLECULE_TRAFFIC = MSGROUTE_BASE_IMAGE=$${MSGROUTE_BASE_IMAGE:-$$(docker images local/debian --format '{{.Repository}}:{{.Tag}}' | head -1)} molecule test -s traffic
+# The traffic scenario runs an instance of the local Debian base the images role built (the newest one, or
+# $MSGROUTE_BASE_IMAGE); the lookup is the tests' own and fails when there is none.
+MOLECULE_TRAFFIC = base=$$(python -m tests.support.images) && MSGROUTE_BASE_IMAGE=$$base molecule test -s traffic
 
 molecule: prepare
 	molecule test -s router

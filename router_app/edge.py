@@ -43,19 +43,6 @@ class ClientGone(Exception):
     """The client disconnected before sending the whole body."""
 
 
-def is_mirrored(headers: Iterable[tuple[bytes, bytes]], shadow_mode: bool) -> bool:
-    """Mirrored (shadow) traffic is flagged by nginx's mirror with ``X-Msgroute-Mirrored: 1``.
-
-    In shadow mode everything is a copy, whatever the header says.
-    """
-    if shadow_mode:
-        return True
-    for name, value in headers:
-        if name == MIRRORED_HEADER:
-            return value.strip() == b"1"
-    return False
-
-
 def validation_errors(exc: ValidationError) -> tuple[int, list[dict[str, Any]]]:
     """400 for a body that is not JSON at all, 422 for JSON that breaks the schema; input is never echoed."""
     errors = [

@@ -34,10 +34,6 @@ class Envelope:
     tried: list[str] = field(default_factory=list)
 
 
-class QueueFull(Exception):
-    """No free slot in the message's class queue."""
-
-
 class ClassQueue:
     """One class: a heap by (priority, arrival), at most ``capacity`` messages including reservations."""
 

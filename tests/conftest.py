@@ -1,14 +1,15 @@
-"""Make the checkout importable as ``ansible_collections.msgroute.rollout``.
+"""Make the checkout importable: ``tests.support``, ``router_app`` and the collection.
 
-``collections/ansible_collections/msgroute/rollout`` is a symlink to the repository root, the same path
-``ansible.cfg`` gives Ansible, so unit tests import plugins exactly as Ansible loads them.
+The repository root goes on ``sys.path``; importing ``tests.support`` adds ``collections/``, whose
+``ansible_collections/msgroute/rollout`` is a symlink to the root (the path ``ansible.cfg`` gives Ansible),
+so unit tests import plugins exactly as Ansible loads them.
 """
 
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-COLLECTIONS = ROOT / "collections"
-for path in (str(COLLECTIONS), str(ROOT)):
-    if path not in sys.path:
-        sys.path.insert(0, path)
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import tests.support  # noqa: F401  (puts collections/ on sys.path)

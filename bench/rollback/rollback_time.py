@@ -6,7 +6,7 @@ at run time (their admin endpoint, enabled for this run with a random token) —
 onset. The script then watches nginx from a client's point of view and reports when every answer comes from
 legacy again and when nginx's recorded weight is 0. Traffic: bounded synthetic load on loopback only.
 
-    python bench/rollback/rollback_time.py [--trials N] [--latency-ms 100] [--json-out FILE]
+    python -m bench.rollback.rollback_time [--trials N] [--latency-ms 100] [--json-out FILE]   # from the root
 """
 
 from __future__ import annotations
@@ -16,25 +16,14 @@ import json
 import secrets
 import statistics
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import requests
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests"))
-from rollout_harness import (
-    BIN,
-    LB_URL,
-    NEW_ROUTER_PORTS,
-    RESULTS,
-    fresh_start,
-    load,
-    run_playbook,
-    traffic_state,
-)
+from tests.support import BIN, RESULTS, ROOT
+from tests.support.rollout import LB_URL, NEW_ROUTER_PORTS, fresh_start, load, run_playbook, traffic_state
 
 INTERVAL_S = 5
 

@@ -3,7 +3,7 @@ with nginx answering a static 200 measured in the same run as the reference.
 
 Usage (from the repository root, as any user; needs ``wrk`` and ``nginx`` on PATH, no root)::
 
-    python bench/router/run.py [--duration 10] [--rates 500,1000,2000] [--dispatch] [--out FILE]
+    python -m bench.router.run [--duration 10] [--rates 500,1000,2000] [--dispatch] [--out FILE]
 
 It starts its own ``python -m router_app`` (and, with ``--dispatch``, two ``python -m router_app.sink``
 destinations) and its own nginx (``-p``/``-c`` in a temporary prefix), all on free 127.0.0.1 ports, runs
@@ -24,17 +24,17 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from tests.support.net import free_port, wait_http
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -82,24 +82,6 @@ http {{
 class Point:
     target: str  # direct | nginx | nginx-static | direct+dispatch
     rate: int | None  # None = maximum
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_http(url: str, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=1) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer within {timeout:g} s")
 
 
 @contextmanager

@@ -7,10 +7,11 @@
    last lb's `changed_at` (the moment its nginx applied the value) - for the runtime switch alone (both lbs
    in parallel, as the role's switch task runs on every lb host at once) and for a whole role run.
 3. What a reload costs kept-alive clients that do not retry, next to the same number of runtime weight
-   changes: 32 connections at 400 req/s, 10 reloads vs 10 weight changes.
+   changes: 32 connections at 400 req/s, 10 reloads vs 10 weight changes; and the same reloads for clients
+   that resend a request their reused connection lost before any answer byte (router_app.loadgen's retry).
 
 Runs in the traffic suite's world (tests/traffic: msgroute-t4-* containers, ports 28xxx); do not run it while
-that suite runs. Usage: python bench/traffic/run.py [--keep]
+that suite runs. Usage, from the repository root: python -m bench.traffic.run [--keep]
 """
 
 from __future__ import annotations
@@ -22,34 +23,29 @@ import statistics
 import sys
 import threading
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(ROOT / "collections"), str(ROOT / "tests" / "traffic")]
-
-import traffic_load as load
-import traffic_world as world
+from router_app.loadgen import Tally
+from tests.support import RESULTS
+from tests.support import traffic_world as world
 
 LB1, LBS = world.LB1, world.LBS
 
 
 def shadow_overhead(rate: float, seconds: float, pairs: int) -> dict:
-    runs: dict[int, list[load.Tally]] = {0: [], 10: []}
+    runs: dict[int, list[Tally]] = {0: [], 10: []}
     for shadow in (0, 10) * pairs:
         LB1.set_runtime(0, shadow)
         time.sleep(1)
-        running = load.Load(LB1.port, connections=16, rate=rate).start()
+        running = LB1.load(16, rate=rate).start()
         time.sleep(seconds)
         runs[shadow].append(running.stop())
     LB1.set_runtime(0, 0)
     figures = {}
     for shadow, tallies in runs.items():
-        merged = load.Tally()
+        merged = Tally()
         for tally in tallies:
-            merged.latencies_ms.extend(tally.latencies_ms)
-            merged.by_status.update(tally.by_status)
-            merged.errors.update(tally.errors)
-        figures[shadow] = merged.summary()
+            merged.add(tally)
+        figures[shadow] = merged.snapshot()
     pair_ratios = [round(runs[10][i].percentile(95) / runs[0][i].percentile(95), 3) for i in range(pairs)]
     return {
         "rate_per_s": rate,
@@ -58,7 +54,7 @@ def shadow_overhead(rate: float, seconds: float, pairs: int) -> dict:
         "p95_ratio_per_pair": pair_ratios,
         "shadow_0": figures[0],
         "shadow_10": figures[10],
-        "p95_ratio_all_runs": round(figures[10]["p95_ms"] / figures[0]["p95_ms"], 3),
+        "p95_ratio_all_runs": round(figures[10]["latency_ms"]["p95"] / figures[0]["latency_ms"]["p95"], 3),
         "p95_ratio_median_pair": statistics.median(pair_ratios),
     }
 
@@ -105,18 +101,24 @@ def weight_change_effect(repeats: int) -> dict:
 
 def reloads_vs_runtime(changes: int = 10) -> dict:
     results = {}
-    for how in ("reload", "runtime"):
-        running = load.Load(LB1.port, connections=32, rate=400).start()
+    for how in ("reload", "runtime", "reload, clients retry"):
+        running = LB1.load(32, rate=400, retry=how.endswith("retry")).start()
         time.sleep(1)
         for i in range(changes):
-            if how == "reload":
+            if how.startswith("reload"):
                 world.docker("exec", LB1.container, "nginx", "-c", str(LB1.conf), "-s", "reload")
             else:
                 LB1.set_runtime(10 + 5 * i)
             time.sleep(0.8)
         time.sleep(1)
         tally = running.stop()
-        results[how] = {"requests": tally.requests, "failed": tally.failed, "errors": dict(tally.errors)}
+        results[how] = {
+            "requests": tally.requests,
+            "failed": tally.failed,
+            "errors": dict(tally.errors),
+            "closed_before_response": tally.closed_before_response,
+            "retried": tally.retried,
+        }
     LB1.set_runtime(0)
     return results
 
@@ -148,7 +150,8 @@ def main() -> int:
         overhead["rate_per_s"], overhead["pairs"], overhead["seconds_per_run"]))  # fmt: skip
     for shadow in (0, 10):
         f = overhead[f"shadow_{shadow}"]
-        print(f"  shadow {shadow:>2}%: p50 {f['p50_ms']} ms  p95 {f['p95_ms']} ms  p99 {f['p99_ms']} ms  "
+        lat = f["latency_ms"]
+        print(f"  shadow {shadow:>2}%: p50 {lat['p50']} ms  p95 {lat['p95']} ms  p99 {lat['p99']} ms  "
               f"failed {f['failed']} of {f['requests']}")  # fmt: skip
     print(
         f"  p95 ratio (10% / 0%), median of the pairs: {overhead['p95_ratio_median_pair']}  (target <= 1.10)"
@@ -159,13 +162,14 @@ def main() -> int:
     print(f"  runtime switch: median {switch['median']} s, max {switch['max']} s"
           f" (lb spread max {spread['max']} s; target <= 1 s)")  # fmt: skip
     print(f"  whole role run (ansible-playbook, both lbs): median {change['role_run_s']['median']} s")
-    print("kept-alive clients that do not retry (32 connections, 400 req/s), 10 changes each:")
+    print("kept-alive clients (32 connections, 400 req/s), 10 changes each; they never retry unless said:")
     for how, r in reloads.items():
-        print(f"  {how:>7}: {r['failed']} failed of {r['requests']} {r['errors'] or ''}")
-    out = ROOT / "results" / "bench-traffic.json"
+        print(f"  {how:>21}: {r['failed']} failed of {r['requests']}, {r['closed_before_response']} closed "
+              f"before an answer, {r['retried']} resent {r['errors'] or ''}")  # fmt: skip
+    out = RESULTS / "bench-traffic.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(figures, indent=2) + "\n")
-    print(f"written to {out.relative_to(ROOT)}")
+    print(f"written to {out}")
     return 0
 
 

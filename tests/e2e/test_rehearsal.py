@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from rollout_harness import DATA_DIR, RESULTS, fresh_start, run_playbook, traffic_state
+
+from tests.support import RESULTS
+from tests.support.rollout import DATA_DIR, fresh_start, run_playbook, traffic_state
 
 EXPECTED_GATES = [
     "GATE shadow 0%",

@@ -8,7 +8,9 @@ import os
 import socket
 
 import pytest
-from rollout_harness import DATA_DIR, ROOT, fresh_start, load, run_playbook, traffic_state
+
+from tests.support import ROOT
+from tests.support.rollout import DATA_DIR, fresh_start, load, run_playbook, traffic_state
 
 STATE = DATA_DIR / "lb" / "state.json"
 LOCK = DATA_DIR / "lb" / "rollout.lock"

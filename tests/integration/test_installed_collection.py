@@ -7,7 +7,9 @@ import os
 import subprocess
 
 import pytest
-from rollout_harness import BIN, RECAP, ROOT
+
+from tests.support import BIN, ROOT
+from tests.support.playbooks import RECAP
 
 
 def run(command: list[str], cwd, env) -> subprocess.CompletedProcess:

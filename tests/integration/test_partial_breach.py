@@ -6,7 +6,9 @@ import json
 
 import pytest
 import requests
-from rollout_harness import RESULTS, fresh_start, load, route, run_playbook, traffic_state
+
+from tests.support import RESULTS
+from tests.support.rollout import fresh_start, load, route, run_playbook, traffic_state
 
 FAULT = '{"router_fault_injection": {"latency_ms": 100}}'
 

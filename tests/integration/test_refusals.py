@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from rollout_harness import DATA_DIR, run_playbook
+
+from tests.support.rollout import DATA_DIR, run_playbook
 
 
 @pytest.fixture(scope="module")

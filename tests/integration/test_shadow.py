@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from rollout_harness import (
+
+from tests.support.rollout import (
     NEW_ROUTER_PORTS,
-    counter_sum,
     fresh_start,
     load,
     route,
@@ -41,9 +41,9 @@ def test_clients_got_only_legacy_answers(shadow):
 
 def test_mirrored_traffic_reached_the_new_routers_and_nothing_else_did(shadow):
     for port in NEW_ROUTER_PORTS:
-        text = router_metrics(port)
-        assert counter_sum(text, "msgroute_requests_total", mirrored="true") > 0, port
-        assert counter_sum(text, "msgroute_requests_total", mirrored="false") == 0, port
+        metrics = router_metrics(port)
+        assert metrics.value("msgroute_requests_total", mirrored="true") > 0, port
+        assert metrics.value("msgroute_requests_total", mirrored="false") == 0, port
 
 
 def test_traffic_settings_recorded(shadow):

@@ -8,34 +8,27 @@ Redis tests fail, not skip, without it, so a CI machine that lacks it is noticed
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support import processes as support_processes
+from tests.support.metrics import scrape
+from tests.support.net import free_port
+from tests.support.processes import Process
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "docker: builds and runs the router image (needs a Docker engine)")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def http(
@@ -66,40 +59,6 @@ def wait_until(check: Callable[[], bool], timeout: float = 15.0, what: str = "co
     raise AssertionError(f"timed out waiting for {what}")
 
 
-@dataclass
-class Process:
-    proc: subprocess.Popen[str]
-    url: str
-    port: int
-
-    def stop(self, timeout: float = 20.0) -> tuple[int, str]:
-        """SIGTERM, wait, and return (exit code, stderr)."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        _, err = self.proc.communicate(timeout=timeout)
-        return self.proc.returncode, err or ""
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.communicate(timeout=10)
-
-
-def _env(extra: dict[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ROUTER_")}
-    env["PYTHONPATH"] = str(ROOT)
-    env.update(extra)
-    return env
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as response:
-            return response.status == 200
-    except (urllib.error.URLError, ConnectionError, TimeoutError):
-        return False
-
-
 @pytest.fixture
 def processes() -> Iterator[list[Process]]:
     running: list[Process] = []
@@ -111,16 +70,8 @@ def processes() -> Iterator[list[Process]]:
 @pytest.fixture
 def start_sink(processes: list[Process]) -> Callable[..., Process]:
     def start(name: str = "sink", *args: str) -> Process:
-        port = free_port()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "router_app.sink", "--port", str(port), "--name", name, *args],
-            cwd=ROOT, env=_env({}), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        sink = Process(proc, f"http://127.0.0.1:{port}", port)
-        processes.append(sink)
-        wait_until(lambda: proc.poll() is not None or _answers(f"{sink.url}/health"), what=f"sink {name}")
-        assert proc.poll() is None, proc.communicate()[1]
-        return sink
+        processes.append(support_processes.start_sink(name, *args))
+        return processes[-1]
 
     return start
 
@@ -128,18 +79,8 @@ def start_sink(processes: list[Process]) -> Callable[..., Process]:
 @pytest.fixture
 def start_router(processes: list[Process]) -> Callable[..., Process]:
     def start(**env: str) -> Process:
-        port = free_port()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "router_app"],
-            cwd=ROOT,
-            env=_env({"ROUTER_HOST": "127.0.0.1", "ROUTER_PORT": str(port), "ROUTER_VERSION": "it", **env}),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        router = Process(proc, f"http://127.0.0.1:{port}", port)
-        processes.append(router)
-        wait_until(lambda: proc.poll() is not None or _answers(f"{router.url}/ready"), what="router ready")
-        assert proc.poll() is None, proc.communicate()[1]
-        return router
+        processes.append(support_processes.start_router(**{"ROUTER_VERSION": "it", **env}))
+        return processes[-1]
 
     return start
 
@@ -179,15 +120,8 @@ def message(i: int | str, msg_type: str = "status", **extra: Any) -> dict[str, A
 
 
 def metric(router: Process, name: str, **labels: str) -> float:
-    """One sample from the router's /metrics (0 when absent)."""
-    from prometheus_client.parser import text_string_to_metric_families
-
-    _, text, _ = http("GET", f"{router.url}/metrics")
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                return sample.value
-    return 0.0
+    """The router's samples called ``name`` with these labels, summed (0 when absent)."""
+    return scrape(f"{router.url}/metrics").value(name, **labels)
 
 
 def sink_stats(sink: Process, ids: bool = False) -> dict[str, Any]:

@@ -1,16 +1,15 @@
 """The router image: multi-stage build, runs as uid 10001 on a read-only root filesystem, becomes healthy,
 routes, dispatches to the sink entry point of the same image, and stops cleanly.
 
-Needs a Docker engine and a base image with python3 3.11 + python3-venv: ``ROUTER_TEST_BASE_IMAGE``, else the
-newest local ``local/debian:*`` image (what ``playbooks/prepare.yml`` builds). Skipped, with the reason, when
-neither exists. The image, containers and network it creates carry a random suffix and are removed at the end.
+Needs a Docker engine and a base image with python3 3.11 + python3-venv: ``MSGROUTE_BASE_IMAGE``, else the
+newest local ``local/debian:bookworm-*`` image (what ``playbooks/prepare.yml`` builds). Fails, with the
+reason, when neither exists (never skips). The image, containers and network it creates carry a random suffix
+and are removed at the end.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import time
 import urllib.request
@@ -20,23 +19,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.images import MissingImage, base_image
+
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.docker
 
 
 def docker(*args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["docker", *args], capture_output=True, text=True, check=check, timeout=timeout)
-
-
-def base_image() -> str | None:
-    if os.environ.get("ROUTER_TEST_BASE_IMAGE"):
-        return os.environ["ROUTER_TEST_BASE_IMAGE"]
-    if not shutil.which("docker") or docker("info", check=False).returncode != 0:
-        return None
-    listed = docker(
-        "images", "local/debian", "--format", "{{.Repository}}:{{.Tag}}", check=False
-    ).stdout.split()
-    return listed[0] if listed else None
 
 
 def local_cas() -> str:
@@ -47,9 +37,10 @@ def local_cas() -> str:
 
 @pytest.fixture(scope="module")
 def image() -> Iterator[str]:
-    base = base_image()
-    if base is None:
-        pytest.skip("no Docker engine or no base image (set ROUTER_TEST_BASE_IMAGE or build local/debian)")
+    try:
+        base = base_image()
+    except MissingImage as exc:
+        pytest.fail(str(exc))
     tag = f"msgroute/router:test-{uuid.uuid4().hex[:8]}"
     build = docker(
         "build", "--build-arg", f"BASE_IMAGE={base}", "--build-arg", f"EXTRA_CA_CERTS={local_cas()}",

@@ -3,13 +3,7 @@ document, valid and invalid, must never get a 5xx, and answers must match the do
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import schemathesis
@@ -22,29 +16,14 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.processes import start_router
 
 
 @pytest.fixture(scope="module")
 def router_url() -> Iterator[str]:
-    with __import__("socket").socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ROUTER_")}
-    env.update(PYTHONPATH=str(ROOT), ROUTER_HOST="127.0.0.1", ROUTER_PORT=str(port), ROUTER_VERSION="fuzz")
-    env["ROUTER_ADMIN_TOKEN"] = "fuzz-admin-token-0123456789"
-    proc = subprocess.Popen([sys.executable, "-m", "router_app"], cwd=ROOT, env=env, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"{url}/ready", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.1)
-    yield url
-    proc.kill()
-    proc.wait(timeout=10)
+    router = start_router(ROUTER_VERSION="fuzz", ROUTER_ADMIN_TOKEN="fuzz-admin-token-0123456789")
+    yield router.url
+    router.kill()
 
 
 @pytest.fixture(scope="module")

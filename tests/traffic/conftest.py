@@ -1,13 +1,10 @@
-"""Fixtures of the traffic suite; the world itself is described in traffic_world.py."""
+"""Fixtures of the traffic suite; the world itself is described in tests/support/traffic_world.py."""
 
-import sys
-from pathlib import Path
+import os
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from traffic_world import normal_new_routers, world  # noqa: F401  (world: the session fixture)
+from tests.support.traffic_world import LBS, build_world, normal_new_routers, remove_world
 
 LAST = "test_pool_failures.py"
 
@@ -15,6 +12,14 @@ LAST = "test_pool_failures.py"
 def pytest_collection_modifyitems(items):
     """test_pool_failures kills and slows the new routers: it runs last, so no test waits for a repair."""
     items.sort(key=lambda item: item.path.name == LAST)
+
+
+@pytest.fixture(scope="session")
+def world():
+    build_world()
+    yield LBS
+    if not os.environ.get("MSGROUTE_T4_KEEP"):
+        remove_world()
 
 
 @pytest.fixture(autouse=True)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from traffic_world import HERE, INVENTORY, LB1, LBS, applied, apply, playbook
+
+from tests.support.traffic_world import INVENTORY, LB1, LBS, SUITE, applied, apply, playbook
 
 LEGACY_ONLY = {"new_weight": 0, "shadow_percent": 0, "legacy_enabled": True}
 
@@ -70,7 +71,7 @@ def test_a_config_nginx_rejects_never_goes_live(steady):
 
 def test_one_lb_rejecting_its_config_stops_every_lb(steady):
     run = playbook(
-        "apply.yml", "-e", '{"weight": 40}', inventories=(INVENTORY, HERE / "inventory_lb2_invalid.yml")
+        "apply.yml", "-e", '{"weight": 40}', inventories=(INVENTORY, SUITE / "inventory_lb2_invalid.yml")
     )
     assert run.returncode != 0
     assert '[emerg] 1#1: "proxy_read_timeout" directive invalid value' in run.output

@@ -8,8 +8,8 @@ runtime values, nothing recorded. A client of lb1 sees no error throughout.
 from __future__ import annotations
 
 import pytest
-import traffic_load as load
-from traffic_world import LB1, LB2, LBS, applied, apply, docker
+
+from tests.support.traffic_world import LB1, LB2, LBS, applied, apply, docker
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +18,7 @@ def frozen_lb2(world):
     before = {lb.host: (lb.conf.read_text(), lb.runtime(), lb.recorded()) for lb in LBS}
     docker("pause", LB2.container)
     try:
-        with load.Load(LB1.port, connections=8, rate=100) as running:
+        with LB1.load(8, rate=100) as running:
             run = apply(weight=60, shadow=10)
     finally:
         docker("unpause", LB2.container)
@@ -60,4 +60,4 @@ def test_every_lb_serves_and_records_what_it_did_before(frozen_lb2):
 def test_clients_of_the_healthy_lb_saw_no_error(frozen_lb2):
     _, _, tally = frozen_lb2
     assert tally.requests > 100
-    assert tally.failed == 0, tally.summary()
+    assert tally.failed == 0, tally.snapshot()

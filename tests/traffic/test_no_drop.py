@@ -13,8 +13,8 @@ import threading
 import time
 
 import pytest
-import traffic_load as load
-from traffic_world import LBS, applied
+
+from tests.support.traffic_world import LBS, applied
 
 WEIGHTS = [5 * step for step in range(1, 21)]  # 5 .. 100
 
@@ -37,7 +37,7 @@ def switching(world):
     # Start from a rendered weight, so the role's rollback rewrites nginx.conf as well as the runtime values.
     applied(weight=25, shadow=0)
     loaded_before = {lb.host: lb.runtime()["loaded_at"] for lb in LBS}
-    loads = [load.Load(lb.port, connections=16, rate=150).start() for lb in LBS]
+    loads = [lb.load(16, rate=150).start() for lb in LBS]
     try:
         time.sleep(1)
         changes = {lb.host: [] for lb in LBS}
@@ -54,14 +54,14 @@ def switching(world):
 def test_no_client_saw_an_error(switching):
     tallies, _, _, _ = switching
     for tally in tallies:
-        assert tally.requests > 500, tally.summary()
-        assert tally.failed == 0, tally.summary()
+        assert tally.requests > 500, tally.snapshot()
+        assert tally.failed == 0, tally.snapshot()
 
 
 def test_both_pools_served_during_the_changes(switching):
     tallies, _, _, _ = switching
     for tally in tallies:
-        assert tally.by_pool["new"] > 0 and tally.by_pool["legacy"] > 0, tally.summary()
+        assert tally.by_pool["new"] > 0 and tally.by_pool["legacy"] > 0, tally.snapshot()
 
 
 def test_every_change_was_applied_on_both_lb_hosts(switching):

@@ -12,21 +12,20 @@ from __future__ import annotations
 import time
 
 import pytest
-import traffic_load as load
-from traffic_world import LB1, NEW, altered_new_routers, applied, backends, docker
+
+from router_app.loadgen import Tally
+from tests.support.traffic_world import LB1, NEW, altered_new_routers, applied, backends, docker
 
 SLOW_MS = 500
 
 
-def waited_for_the_shadow(tally: load.Tally) -> int:
+def waited_for_the_shadow(tally: Tally) -> int:
     """Primary requests that took as long as a shadow answer: what waiting on the mirror would look like."""
     return sum(1 for ms in tally.latencies_ms if ms >= SLOW_MS * 0.9)
 
 
 def mirror_counts(lb) -> dict[str, float]:
-    samples = lb.metrics()
-    prefix = "msgroute_lb_mirror_requests_total{result="
-    return {key[len(prefix) + 1 : -2]: value for key, value in samples.items() if key.startswith(prefix)}
+    return lb.metrics().by_label("msgroute_lb_mirror_requests_total", "result")
 
 
 def settled_mirror_counts(lb, before: dict[str, float], copies: int) -> dict[str, float]:
@@ -46,7 +45,7 @@ def failures(world):
     try:
         LB1.set_runtime(50)
         before = LB1.metrics()
-        with load.Load(LB1.port, connections=16, rate=200) as running:
+        with LB1.load(16, rate=200) as running:
             time.sleep(2)
             docker("kill", *NEW)
             time.sleep(7)
@@ -54,13 +53,13 @@ def failures(world):
 
         LB1.set_runtime(0, 100)
         mirrored = mirror_counts(LB1)
-        tally = load.run(LB1.port, 3000, connections=16)
+        tally = LB1.send(3000, concurrency=16)
         results["dead_shadow"] = (tally, mirrored, settled_mirror_counts(LB1, mirrored, 3000))
 
         backends("--limit", "routers", "-e", f'{{"router_fault_injection": {{"latency_ms": {SLOW_MS}}}}}')
         applied(weight=0, shadow=100)
         mirrored = mirror_counts(LB1)
-        tally = load.run(LB1.port, 3000, connections=16)
+        tally = LB1.send(3000, concurrency=16)
         results["slow_shadow"] = (tally, mirrored, settled_mirror_counts(LB1, mirrored, 3000))
     finally:
         LB1.set_runtime(0, 0)
@@ -69,23 +68,23 @@ def failures(world):
 
 def test_killing_every_new_instance_fails_at_most_one_in_a_thousand(failures):
     tally, _, _ = failures["killed"]
-    assert tally.requests > 1000, tally.summary()
-    assert tally.failed <= tally.requests * 0.001, tally.summary()
+    assert tally.requests > 1000, tally.snapshot()
+    assert tally.failed <= tally.requests * 0.001, tally.snapshot()
 
 
 def test_legacy_answered_what_the_new_pool_could_not(failures):
     tally, before, after = failures["killed"]
-    assert tally.by_version["legacy"] > tally.by_version["2.0.0"], tally.summary()
-    assert after["msgroute_lb_failovers_total"] > before["msgroute_lb_failovers_total"]
+    assert tally.by_version["legacy"] > tally.by_version["2.0.0"], tally.snapshot()
+    assert after.value("msgroute_lb_failovers_total") > before.value("msgroute_lb_failovers_total")
 
 
 @pytest.mark.parametrize("case", ["dead_shadow", "slow_shadow"])
 def test_a_failing_shadow_pool_neither_fails_nor_slows_primary_requests(failures, case):
     tally, _, _ = failures[case]
     assert tally.requests == 3000
-    assert tally.failed == 0, tally.summary()
+    assert tally.failed == 0, tally.snapshot()
     assert set(tally.by_pool) == {"legacy"}
-    assert waited_for_the_shadow(tally) <= tally.requests * 0.01, tally.summary()
+    assert waited_for_the_shadow(tally) <= tally.requests * 0.01, tally.snapshot()
 
 
 def test_the_copies_went_to_the_shadow_pool_and_failed_there(failures):

@@ -9,8 +9,9 @@ from __future__ import annotations
 import time
 
 import pytest
-import traffic_load as load
-from traffic_world import LB1
+
+from tests.support.metrics import Metrics
+from tests.support.traffic_world import LB1
 
 REQUESTS = 5000
 
@@ -19,17 +20,17 @@ REQUESTS = 5000
 def split(request, world):
     LB1.set_runtime(request.param)
     before = LB1.metrics()
-    tally = load.run(LB1.port, REQUESTS, connections=12)
+    tally = LB1.send(REQUESTS, concurrency=12)
     return request.param, tally, before, settled_metrics(before, REQUESTS)
 
 
-def settled_metrics(before: dict[str, float], requests: int) -> dict[str, float]:
+def settled_metrics(before: Metrics, requests: int) -> Metrics:
     """nginx counts a request in its log phase, just after the answer left: wait for the last ones."""
     key = "msgroute_lb_request_duration_seconds_count"
     deadline = time.monotonic() + 5
     while True:
         after = LB1.metrics()
-        counted = sum(after[k] - before[k] for k in after if k.startswith(key))
+        counted = after.value(key) - before.value(key)
         if counted >= requests or time.monotonic() > deadline:
             return after
         time.sleep(0.1)
@@ -38,12 +39,12 @@ def settled_metrics(before: dict[str, float], requests: int) -> dict[str, float]
 def test_every_request_answered(split):
     _, tally, _, _ = split
     assert tally.requests == REQUESTS
-    assert tally.failed == 0, tally.summary()
+    assert tally.failed == 0, tally.snapshot()
 
 
 def test_new_share_within_two_points(split):
     weight, tally, _, _ = split
-    assert abs(tally.share("new") - weight) <= 2.0, tally.summary()
+    assert abs(tally.share("new") - weight) <= 2.0, tally.snapshot()
 
 
 def test_header_names_the_pool_that_answered(split):
@@ -55,7 +56,8 @@ def test_header_names_the_pool_that_answered(split):
 def test_lb_metrics_count_the_same(split):
     _, tally, before, after = split
     for pool in ("new", "legacy"):
-        key = f'msgroute_lb_requests_total{{pool="{pool}",status_class="2xx"}}'
-        assert after[key] - before[key] == tally.by_pool[pool]
-        count = f'msgroute_lb_request_duration_seconds_count{{pool="{pool}"}}'
-        assert after[count] - before[count] == tally.by_pool[pool]
+        answered = {"pool": pool, "status_class": "2xx"}
+        key = "msgroute_lb_requests_total"
+        assert after.value(key, **answered) - before.value(key, **answered) == tally.by_pool[pool]
+        count = "msgroute_lb_request_duration_seconds_count"
+        assert after.value(count, pool=pool) - before.value(count, pool=pool) == tally.by_pool[pool]

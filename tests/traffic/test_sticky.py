@@ -12,15 +12,16 @@ from collections import defaultdict
 
 import pytest
 import requests
-import traffic_load as load
-from traffic_world import LB1, applied
+
+from router_app.loadgen import Tally
+from tests.support.traffic_world import LB1, applied
 
 USERS = 1000
 
 
-def pools_by_user(tally: load.Tally) -> dict[str, set[str]]:
+def pools_by_user(tally: Tally) -> dict[str, set[str]]:
     seen: dict[str, set[str]] = defaultdict(set)
-    for pool, cookie in tally.sticky:
+    for cookie, pool in tally.cookie_pools:
         seen[cookie].add(pool)
     return seen
 
@@ -43,15 +44,15 @@ def sticky(world):
     def cookie(n):
         return f"msgroute_user=user-{n % USERS}"
 
-    at_30 = load.run(LB1.port, USERS * 3, connections=8, cookie=cookie)
+    at_30 = LB1.send(USERS * 3, concurrency=8, cookie=cookie)
     LB1.set_runtime(60)
-    at_60 = load.run(LB1.port, USERS * 3, connections=8, cookie=cookie)
+    at_60 = LB1.send(USERS * 3, concurrency=8, cookie=cookie)
     return at_30, at_60
 
 
 def test_a_user_stays_on_one_pool(sticky):
     for tally in sticky:
-        assert tally.failed == 0, tally.summary()
+        assert tally.failed == 0, tally.snapshot()
         assert all(len(pools) == 1 for pools in pools_by_user(tally).values())
 
 
@@ -69,8 +70,8 @@ def test_raising_the_weight_only_moves_users_to_new(sticky):
 
 
 def test_requests_without_the_cookie_are_split_per_request(sticky):
-    tally = load.run(LB1.port, 1000, connections=8)
-    assert abs(tally.share("new") - 60) <= 2, tally.summary()
+    tally = LB1.send(1000, concurrency=8)
+    assert abs(tally.share("new") - 60) <= 2, tally.snapshot()
 
 
 def test_the_canary_header_forces_the_pool(sticky):

@@ -1,0 +1,85 @@
+"""The real playbooks against inventories/local, with real traffic through the real nginx.
+
+Shared by tests/integration, tests/e2e and bench/rollback: run a playbook, run bounded synthetic load
+(``python -m router_app.loadgen``, loopback only, as the rehearsal's loadgen container runs it) while a
+playbook works, and read the new routers' metrics and nginx's recorded traffic settings.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from tests.support import ROOT
+from tests.support.metrics import Metrics, scrape
+from tests.support.playbooks import PlaybookRun
+from tests.support.playbooks import run_playbook as run_any_playbook
+
+INVENTORY = "inventories/local"
+LB_URL = "http://127.0.0.1:18080"
+NEW_ROUTER_PORTS = (18081, 18082)
+DATA_DIR = Path("/var/lib/msgroute-rollout/local")
+
+
+def run_playbook(name: str, *args: str, inventory: str = INVENTORY, timeout: float = 1200) -> PlaybookRun:
+    """playbooks/<name> on ``inventory``, like a user would run it."""
+    return run_any_playbook(f"playbooks/{name}", *args, inventories=(inventory,), timeout=timeout)
+
+
+@dataclass
+class Load:
+    """What the synthetic clients saw (the loadgen's final summary)."""
+
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+@contextmanager
+def load(rate: int = 100, max_seconds: int = 600, concurrency: int = 8) -> Iterator[Load]:
+    """Bounded load through nginx for as long as the block runs (at most ``max_seconds``)."""
+    result = Load()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "router_app.loadgen", "--target", LB_URL, "--rate", str(rate),
+         "--duration", str(max_seconds), "--concurrency", str(concurrency), "--report-every", "3600"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        yield result
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+        lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+        summaries = [line for line in lines if line.get("event") == "summary"]
+        assert summaries, f"loadgen printed no summary: {out[-2000:]} {err[-2000:]}"
+        result.summary = summaries[-1]
+
+
+def route(message_id: str, timeout: float = 5) -> requests.Response:
+    body = {"id": message_id, "source": "integration-test", "type": "telemetry", "payload": {"n": 1}}
+    return requests.post(f"{LB_URL}/v1/route", json=body, timeout=timeout)
+
+
+def router_metrics(port: int) -> Metrics:
+    """The metrics of the new router published on ``port``."""
+    return scrape(f"http://127.0.0.1:{port}/metrics")
+
+
+def traffic_state() -> dict[str, Any]:
+    return json.loads((DATA_DIR / "lb" / "traffic.json").read_text())
+
+
+def fresh_start() -> None:
+    """No rollout containers, then prepare: legacy stand-in and nginx on legacy only."""
+    destroyed = run_playbook("destroy.yml", "-e", "destroy_confirm=true")
+    assert destroyed.returncode == 0, destroyed.output[-3000:]
+    prepared = run_playbook("prepare.yml")
+    assert prepared.returncode == 0, prepared.output[-3000:]
