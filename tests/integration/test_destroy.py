@@ -7,7 +7,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from rollout_harness import run_playbook
+from tests.support.rollout import run_playbook
 
 PREFIX = "msgroute-t8d"
 DATA = Path("/var/lib/msgroute-rollout/t8d")

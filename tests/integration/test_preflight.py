@@ -9,7 +9,8 @@ import subprocess
 
 import pytest
 from ansible_collections.msgroute.rollout.plugins.module_utils import traffic_runtime
-from rollout_harness import DATA_DIR, run_playbook
+
+from tests.support.rollout import DATA_DIR, run_playbook
 
 LB = DATA_DIR / "lb"
 # The containers of inventories/local (other suites' containers on the same engine are not this world's).
