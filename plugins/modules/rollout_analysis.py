@@ -449,29 +449,17 @@ queries:
     requests: sum(increase(msgroute_requests_total{job="router"}[60s]))
 """
 
-import dataclasses
 import time
 from collections.abc import Callable
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.msgroute.rollout.plugins.module_utils import http
-from ansible_collections.msgroute.rollout.plugins.module_utils.analysis import (
-    PHASES,
-    SUCCESSFUL,
+from ansible_collections.msgroute.rollout.plugins.module_utils.analysis_run import (
+    ANALYSIS_FIELDS,
     AnalysisRun,
-    Measurement,
-    MetricNames,
-    PrometheusQueryError,
-    Thresholds,
-    default_window,
-    error_measurement,
     evaluate_run,
-    measure_from_prometheus,
-    measure_from_scrapes,
-    parse_prometheus_vector,
-    prometheus_queries,
-    resolve_thresholds,
+    run_settings,
     should_stop,
 )
 from ansible_collections.msgroute.rollout.plugins.module_utils.judge import (
@@ -485,10 +473,29 @@ from ansible_collections.msgroute.rollout.plugins.module_utils.judge import (
     resolve_judge,
     scrape_totals,
 )
+from ansible_collections.msgroute.rollout.plugins.module_utils.measurement import (
+    SUCCESSFUL,
+    Measurement,
+    MetricNames,
+    error_measurement,
+    measure_from_scrapes,
+)
+from ansible_collections.msgroute.rollout.plugins.module_utils.prometheus import (
+    PrometheusQueryError,
+    default_window,
+    measure_from_prometheus,
+    parse_prometheus_vector,
+    prometheus_queries,
+)
 from ansible_collections.msgroute.rollout.plugins.module_utils.promtext import (
     ACCEPT_HEADER,
     HAS_PROMETHEUS_CLIENT,
     PROMETHEUS_CLIENT_IMPORT_ERROR,
+)
+from ansible_collections.msgroute.rollout.plugins.module_utils.thresholds import (
+    PHASES,
+    Thresholds,
+    resolve_thresholds,
 )
 
 _RUN = AnalysisRun()
@@ -649,14 +656,15 @@ def main(
     if params["timeout"] <= 0:
         module.fail_json(msg=f"timeout: must be > 0 seconds, got {params['timeout']}")
     names_args = dict(params["metric_names"], breaker=params["metric_names"]["breaker"] or None)
-    run_args = {f.name: params[f.name] for f in dataclasses.fields(AnalysisRun)}
+    analysis = {name: params[name] for name in ANALYSIS_FIELDS}
     prometheus = params["provider"] == "prometheus"
     judge: JudgeConfig | None = None
     try:
         thresholds = resolve_thresholds(params["phase"], params["thresholds"])
         names = MetricNames(**names_args)
-        run = AnalysisRun(**run_args)
-        window = params["window"] or default_window(run.interval)
+        # The same parsing as the pre-flight's validate_phase_settings, so the two never disagree.
+        run, window = run_settings(analysis)
+        window = window or default_window(run.interval)
         queries = prometheus_queries(params["selector"], window, names) if prometheus else {}
         judge = resolve_judge(
             params["judge"], params["baseline_targets"], params["provider"], params["targets"] or []

@@ -4,13 +4,6 @@ import math
 
 import numpy as np
 import pytest
-from ansible_collections.msgroute.rollout.plugins.module_utils.analysis import (
-    ERROR,
-    FAILED,
-    INCONCLUSIVE,
-    SUCCESSFUL,
-    MetricNames,
-)
 from ansible_collections.msgroute.rollout.plugins.module_utils.judge import (
     HIGH,
     MAX_SAMPLES,
@@ -27,6 +20,13 @@ from ansible_collections.msgroute.rollout.plugins.module_utils.judge import (
     resolve_judge,
     scale_counts,
     scrape_totals,
+)
+from ansible_collections.msgroute.rollout.plugins.module_utils.measurement import (
+    ERROR,
+    FAILED,
+    INCONCLUSIVE,
+    SUCCESSFUL,
+    MetricNames,
 )
 from scipy.stats import norm
 

@@ -15,12 +15,10 @@ import pytest
 import yaml
 from ansible.module_utils.testing import patch_module_args
 from ansible_collections.msgroute.rollout.plugins.module_utils import http as msg_http
-from ansible_collections.msgroute.rollout.plugins.module_utils.analysis import (
-    PHASES,
-    AnalysisRun,
-    MetricNames,
-)
+from ansible_collections.msgroute.rollout.plugins.module_utils.analysis_run import AnalysisRun
 from ansible_collections.msgroute.rollout.plugins.module_utils.judge import JudgeConfig
+from ansible_collections.msgroute.rollout.plugins.module_utils.measurement import MetricNames
+from ansible_collections.msgroute.rollout.plugins.module_utils.thresholds import PHASES
 from ansible_collections.msgroute.rollout.plugins.modules import rollout_analysis
 
 BOUNDS = (0.005, 0.045, 0.048, 0.05, 0.1, math.inf)
