@@ -17,7 +17,8 @@ description:
     stale and taken over with a warning; O(break_lock) takes a live one.
   - C(action=unlock) releases this run's lock.
   - C(action=record) appends a step (or a rollback) and updates phase, weight and status.
-author: msgroute.rollout developers
+author:
+  - msgroute.rollout developers (!UNKNOWN)
 options:
   state_dir:
     description: Directory holding C(state.json) and C(rollout.lock).
@@ -80,6 +81,8 @@ options:
     description: Why the lock is broken, for the warning.
     type: str
     default: on request
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full

@@ -19,7 +19,8 @@ description:
     so a validator running in a container that mounts that directory at the same path can read it.
   - With O(restore=true) the last-known-good copy is put back over O(dest) instead, to undo a change that
     failed further on (it is not validated again, it was the live configuration).
-author: msgroute.rollout developers
+author:
+  - msgroute.rollout developers (!UNKNOWN)
 options:
   dest:
     description: The live configuration file.
@@ -58,6 +59,8 @@ options:
     description: Seconds the validator may take.
     type: float
     default: 60
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full

@@ -16,7 +16,8 @@ description:
     and bash's C(/dev/tcp), so the image needs bash (every Debian-based image has it) but no HTTP client.
   - The values do not persist by themselves; the role writes the same values into nginx.conf first, which
     nginx loads on a restart or reload.
-author: msgroute.rollout developers
+author:
+  - msgroute.rollout developers (!UNKNOWN)
 options:
   container:
     description: Name of the nginx container.
@@ -47,6 +48,8 @@ options:
     description: Seconds one call may take.
     type: float
     default: 10
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full

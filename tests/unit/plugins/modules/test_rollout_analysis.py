@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 from ansible.module_utils.testing import patch_module_args
-from ansible_collections.msgroute.rollout.plugins.module_utils import http as msg_http
+from ansible_collections.msgroute.rollout.plugins.module_utils import _http as msg_http
 from ansible_collections.msgroute.rollout.plugins.module_utils.analysis_run import AnalysisRun
 from ansible_collections.msgroute.rollout.plugins.module_utils.judge import JudgeConfig
 from ansible_collections.msgroute.rollout.plugins.module_utils.measurement import MetricNames
