@@ -229,7 +229,7 @@ def _message(verdict: str, why: str, measurements: Sequence[Measurement]) -> str
         return f"{verdict}: {why}" + (f"; {details}" if details else "")
     relevant = {FAILED: (FAILED, INCONCLUSIVE), INCONCLUSIVE: (INCONCLUSIVE,), ERROR: (ERROR,)}[verdict]
     numbered = [(i, m) for i, m in enumerate(measurements, 1) if m.verdict in relevant and m.reasons]
-    if verdict == FAILED and any(m.verdict == FAILED for _, m in numbered):
+    if verdict == FAILED and any(m.verdict == FAILED for _i, m in numbered):
         numbered = [(i, m) for i, m in numbered if m.verdict == FAILED]
     if verdict == ERROR:
         numbered = numbered[-1:]  # consecutive errors repeat themselves; the latest one is enough

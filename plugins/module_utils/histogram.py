@@ -9,8 +9,10 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Iterable, Mapping
+from typing import Union
 
-Buckets = Mapping[float, float] | Iterable[tuple[float, float]]
+# Evaluated at import on the managed host: typing.Union, since `X | Y` needs Python 3.10 there.
+Buckets = Union[Mapping[float, float], Iterable[tuple[float, float]]]  # noqa: UP007
 
 # Prometheus (promql/quantile.go) treats relative differences below this as floating point noise.
 SMALL_DELTA_TOLERANCE = 1e-12

@@ -376,7 +376,7 @@ def judge_latency(new: PoolTotals, legacy: PoolTotals, config: JudgeConfig) -> M
     requests = {"new": new_cumulative[-1], "legacy": legacy_cumulative[-1]}
     described = {}
     for pool, cumulative in (("new", new_cumulative), ("legacy", legacy_cumulative)):
-        histogram = dict(zip(bounds, cumulative, strict=True))
+        histogram = {bound: cumulative[i] for i, bound in enumerate(bounds)}
         p50, p95 = (histogram_quantile(q, histogram) for q in (0.5, 0.95))
         described[pool] = {
             "p50_ms": None if p50 is None else p50 * 1000.0,
@@ -453,7 +453,7 @@ def judge_error_rate(
         return MetricJudgement(ERROR_RATE, NODATA, too_few, **base)
     new_counts = scale_counts([new_total - new_failed, new_failed])
     legacy_counts = scale_counts([legacy_total - legacy_failed, legacy_failed])
-    p_value, _ = mann_whitney([0.0, 1.0], new_counts, legacy_counts)
+    p_value = mann_whitney([0.0, 1.0], new_counts, legacy_counts)[0]
     effect = rates["new"] - rates["legacy"]
     limit = config.error_rate_tolerance
     classification = _classify(p_value, effect, limit, config)

@@ -86,7 +86,8 @@ class MetricNames:
 def _iso(timestamp: float | None) -> str | None:
     if timestamp is None:
         return None
-    moment = datetime.datetime.fromtimestamp(timestamp, tz=datetime.UTC)
+    # datetime.UTC needs Python 3.11; modules also run on older managed hosts.
+    moment = datetime.datetime.fromtimestamp(timestamp, tz=datetime.timezone.utc)  # noqa: UP017
     return moment.isoformat(timespec="milliseconds")
 
 

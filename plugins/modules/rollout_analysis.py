@@ -27,6 +27,7 @@ description:
 author:
   - msgroute.rollout developers (!UNKNOWN)
 requirements:
+  - python >= 3.9 on the host the module runs on
   - prometheus_client (for O(provider=web))
   - scipy (for the baseline judge, O(judge))
 options:
@@ -232,7 +233,7 @@ options:
     type: bool
     default: true
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - msgroute.rollout.attributes
 attributes:
   check_mode:
     support: full

@@ -13,6 +13,8 @@ description:
   - Fails naming every instance that is not ready and what it last answered.
 author:
   - msgroute.rollout developers (!UNKNOWN)
+requirements:
+  - python >= 3.9 on the host the module runs on
 options:
   urls:
     description: Readiness URLs, one per instance.
@@ -32,10 +34,12 @@ options:
     type: float
     default: 2
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - msgroute.rollout.attributes
 attributes:
   check_mode:
     support: full
+  diff_mode:
+    support: none
 notes:
   - Read-only; it runs in check mode too.
 """

@@ -21,6 +21,8 @@ description:
     failed further on (it is not validated again, it was the live configuration).
 author:
   - msgroute.rollout developers (!UNKNOWN)
+requirements:
+  - python >= 3.9 on the host the module runs on
 options:
   dest:
     description: The live configuration file.
@@ -60,7 +62,7 @@ options:
     type: float
     default: 60
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - msgroute.rollout.attributes
 attributes:
   check_mode:
     support: full
@@ -163,7 +165,7 @@ def main() -> None:
             module.fail_json(msg=f"{params['dest']}: {exc}")
         module.exit_json(**result)
     try:
-        _, output, kept = staged_config.apply(
+        _plan, output, kept = staged_config.apply(
             params["dest"],
             content,
             params["validate"],

@@ -18,6 +18,8 @@ description:
     nginx loads on a restart or reload.
 author:
   - msgroute.rollout developers (!UNKNOWN)
+requirements:
+  - python >= 3.9 on the host the module runs on
 options:
   container:
     description: Name of the nginx container.
@@ -49,7 +51,7 @@ options:
     type: float
     default: 10
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - msgroute.rollout.attributes
 attributes:
   check_mode:
     support: full

@@ -5,9 +5,10 @@
 # bootstraps pip into each one with get-pip.py from ci-files.testing.ansible.com, a host outside
 # the registries this project may use: the stand-in below does what get-pip does (install pip and
 # the packages asked for) with the same pip release, fetched from PyPI.
-# Usage: tests/sanity/prime-venvs.sh COLLECTION_ROOT   (a copy at .../ansible_collections/msgroute/rollout)
+# Usage: tests/sanity/prime-venvs.sh COLLECTION_COPY PYTHON...   (see copy-collection.sh)
 set -euo pipefail
 root=$1
+shift
 cache=$HOME/.ansible/test/cache
 # The pip release ansible-test bootstraps (get_venv_packages' default_packages).
 pip_version=$(python - <<'PY'
@@ -31,4 +32,6 @@ sys.exit(main(["install", *[a for a in sys.argv[1:] if a not in ("--no-setuptool
 PY
 fi
 cd "$root"
-ansible-test sanity --prime-venvs --local --python 3.11 --color no
+for python in "$@"; do
+  ansible-test sanity --prime-venvs --local --python "$python" --color no
+done

@@ -1,9 +1,11 @@
 """Measurements and router-shaped /metrics text shared by the gate's unit tests."""
 
+from __future__ import annotations
+
 import math
 
-from ansible_collections.msgroute.rollout.plugins.module_utils.measurement import MIB as MIB
 from ansible_collections.msgroute.rollout.plugins.module_utils.measurement import (
+    MIB,
     Measurement,
     assess,
     error_measurement,
