@@ -234,6 +234,32 @@ def test_bad_threshold_fails_before_measuring(capsys: pytest.CaptureFixture) -> 
     assert fleet.calls == []
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            {"count": 1, "failure_limit": 2},
+            "count: 1 must be >= failure_limit + consecutive_success_limit (2 + 0)",
+        ),
+        (
+            {"count": 3, "failure_limit": 2, "consecutive_success_limit": 2},
+            "count: 3 must be >= failure_limit",
+        ),
+        ({"count": 1, "inconclusive_limit": 2}, "count: 1 must be >= inconclusive_limit (2)"),
+        ({"interval": "nan"}, "interval: must be a number of seconds >= 0, got nan"),
+        ({"window": "5 minutes"}, "window: '5 minutes' is not a PromQL duration"),
+    ],
+)
+def test_settings_that_can_never_work_fail_before_measuring(
+    args: dict, message: str, capsys: pytest.CaptureFixture
+) -> None:
+    fleet = Fleet({R1: Router([])})
+    rc, result = run_module(web_args(**args), capsys, fetch_text=fleet.fetch_text)
+    assert rc == 1
+    assert result["msg"].startswith(message)
+    assert fleet.calls == []
+
+
 def test_web_provider_needs_targets(capsys: pytest.CaptureFixture) -> None:
     rc, result = run_module({"phase": "partial", "targets": []}, capsys)
     assert rc == 1
