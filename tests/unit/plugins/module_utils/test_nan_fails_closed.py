@@ -150,3 +150,11 @@ def test_nan_counts_make_the_judged_metric_high(pool: str) -> None:
     assert {m.metric: m.classification for m in result.metrics} == {"latency": HIGH, "error_rate": HIGH}
     assert result.verdict == FAILED
     assert f"NaN in the {pool} pool's counts" in result.summary
+
+
+@pytest.mark.parametrize(
+    "field", ["alpha", "pass_score", "marginal_score", "latency_tolerance", "min_samples"]
+)
+def test_nan_judge_settings_are_refused(field: str) -> None:
+    with pytest.raises(ValueError, match=rf"^judge\.{field}: must be in"):
+        JudgeConfig(**{field: NAN})

@@ -1,5 +1,7 @@
 """Phase thresholds: defaults written once, overrides checked and merged."""
 
+import math
+
 import pytest
 from ansible_collections.msgroute.rollout.plugins.module_utils.thresholds import (
     PHASE_DEFAULTS,
@@ -47,3 +49,22 @@ def test_explicit_null_switches_memory_check_off() -> None:
 def test_bad_phase_or_threshold_names_the_field(phase: str, overrides: dict, field: str) -> None:
     with pytest.raises(ValueError, match=rf"^{field}:"):
         resolve_thresholds(phase, overrides)
+
+
+@pytest.mark.parametrize(
+    ("field", "accepted", "refused"),
+    [
+        # Each bound at its edge and just past it; NaN, the infinities and booleans are never numbers here.
+        ("max_p95_ms", [1e-9, "0.001", 10_000], [0, -1e-9, "nan", math.inf, -math.inf, True, "fast", [48]]),
+        ("min_success_rate", [0, 100, "99.9"], [-1e-9, 100.000001, math.nan, math.inf, False]),
+        ("max_memory_mb", [1e-9, 4096], [0, -1, math.nan, math.inf]),
+        ("min_requests", [0, 1, "40", 40.0], [-1, 2.5, math.nan, math.inf, True]),
+        ("max_open_breakers", [0, 3, "2"], [-1, 0.5, math.nan, -math.inf]),
+    ],
+)
+def test_threshold_bounds_at_and_past_each_edge(field: str, accepted: list, refused: list) -> None:
+    for value in accepted:
+        assert getattr(resolve_thresholds("partial", {field: value}), field) == float(value)
+    for value in refused:
+        with pytest.raises(ValueError, match=rf"^thresholds\.{field}:"):
+            resolve_thresholds("partial", {field: value})
