@@ -11,9 +11,17 @@ export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 PYTEST_ARGS ?=
 
-.PHONY: test-tools venv venv-path prepare rehearsal test lint unit integration molecule clean-venv
+.PHONY: test-tools venv venv-path prepare rehearsal test lint sanity unit integration molecule clean-venv
 
 venv: $(VENV)/.installed
+
+# msgroute.rollout resolves from a checkout (ansible.cfg's collections_path, tests/conftest.py) through this
+# link to the checkout, made here and never tracked: git tracking it fails ansible-test sanity's symlinks test.
+COLLECTION_LINK := collections/ansible_collections/msgroute/rollout
+venv: $(COLLECTION_LINK)
+$(COLLECTION_LINK):
+	mkdir -p $(@D)
+	ln -sfn ../../.. $@
 
 $(VENV)/.installed: requirements.txt router_app/requirements.txt
 	@echo "== creating $(VENV)"
@@ -41,6 +49,28 @@ lint: venv
 	ruff format --check .
 	ansible-lint --offline
 	antsibull-changelog lint
+	$(MAKE) --no-print-directory sanity
+
+# ansible-test sanity runs on a copy at ansible_collections/msgroute/rollout (tests/sanity/copy-collection.sh),
+# each test in its own venv under ~/.ansible/test/venv pinned by ansible-core: those are created once, online,
+# with the venv (tests/sanity/prime-venvs.sh), so the sanity run itself downloads nothing. The first Python
+# in SANITY_PYTHONS runs every test; the others (on PATH) the import and compile tests of the host code.
+SANITY_PYTHONS ?= 3.11
+# Outside the checkout (inside it, ansible-test would take git's view, which ignores the copy), one per checkout.
+SANITY_COPY := $(HOME)/.cache/msgroute-rollout/sanity-$(shell echo $(CURDIR) | sha256sum | cut -c1-8)/ansible_collections/msgroute/rollout
+SANITY_PRIMED := $(VENV)/.sanity-primed-$(subst $(eval) ,-,$(SANITY_PYTHONS))
+
+$(SANITY_PRIMED): $(VENV)/.installed tests/sanity/prime-venvs.sh
+	@command -v shellcheck >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends shellcheck; }
+	tests/sanity/copy-collection.sh $(SANITY_COPY)
+	tests/sanity/prime-venvs.sh $(SANITY_COPY) $(SANITY_PYTHONS)
+	touch $@
+
+sanity: venv $(SANITY_PRIMED)
+	tests/sanity/copy-collection.sh $(SANITY_COPY)
+	cd $(SANITY_COPY) && ansible-test sanity --local --python $(firstword $(SANITY_PYTHONS)) --color no
+	cd $(SANITY_COPY) && for python in $(wordlist 2,99,$(SANITY_PYTHONS)); do \
+	  ansible-test sanity --local --python $$python --test import --test compile --color no || exit 1; done
 
 unit: venv
 	pytest -q tests/unit $(PYTEST_ARGS)

@@ -9,8 +9,10 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Iterable, Mapping
+from typing import Union
 
-Buckets = Mapping[float, float] | Iterable[tuple[float, float]]
+# Evaluated at import on the managed host: typing.Union, since `X | Y` needs Python 3.10 there.
+Buckets = Union[Mapping[float, float], Iterable[tuple[float, float]]]  # noqa: UP007
 
 # Prometheus (promql/quantile.go) treats relative differences below this as floating point noise.
 SMALL_DELTA_TOLERANCE = 1e-12
@@ -64,8 +66,10 @@ def _ensure_monotonic(buckets: list[list[float]]) -> None:
 def histogram_quantile(q: float, buckets: Buckets) -> float | None:
     """The q-quantile of a classic histogram with Prometheus' ``histogram_quantile`` semantics.
 
-    Returns None where Prometheus returns NaN (no observations, no ``+Inf`` bucket, fewer than two
-    buckets, q is NaN) because a gate must treat "no answer" as missing data, never as a number.
+    Returns None where Prometheus returns NaN for want of data (no observations, no ``+Inf`` bucket,
+    fewer than two buckets, q is NaN) because a gate must treat "no answer" as missing data. A NaN
+    bucket count or bound is not missing data but a broken input: the answer is then NaN, always (a
+    partial search would return a number for some layouts), and the gate fails on it.
     q < 0 gives -inf and q > 1 gives +inf, as in Prometheus.
     """
     if math.isnan(q):
@@ -74,7 +78,10 @@ def histogram_quantile(q: float, buckets: Buckets) -> float | None:
         return -math.inf
     if q > 1:
         return math.inf
-    pairs = sorted(_as_pairs(buckets), key=lambda pair: pair[0])
+    pairs = _as_pairs(buckets)
+    if any(math.isnan(bound) or math.isnan(count) for bound, count in pairs):
+        return math.nan
+    pairs.sort(key=lambda pair: pair[0])
     if not pairs or pairs[-1][0] != math.inf:
         return None
     merged = _coalesce(pairs)

@@ -29,7 +29,15 @@ else:
     HAS_SCIPY = True
     SCIPY_IMPORT_ERROR = None
 
-from ansible_collections.msgroute.rollout.plugins.module_utils.analysis import (
+from ansible_collections.msgroute.rollout.plugins.module_utils._numbers import (
+    fmt,
+    is_nan,
+    number,
+    round_or_none,
+    rounded,
+)
+from ansible_collections.msgroute.rollout.plugins.module_utils.histogram import histogram_quantile
+from ansible_collections.msgroute.rollout.plugins.module_utils.measurement import (
     ERROR,
     FAILED,
     INCONCLUSIVE,
@@ -37,7 +45,6 @@ from ansible_collections.msgroute.rollout.plugins.module_utils.analysis import (
     MetricNames,
     target_delta,
 )
-from ansible_collections.msgroute.rollout.plugins.module_utils.histogram import histogram_quantile
 from ansible_collections.msgroute.rollout.plugins.module_utils.promtext import (
     MetricsParseError,
     parse_samples,
@@ -60,24 +67,6 @@ _SEVERITY = (FAILED, ERROR, INCONCLUSIVE, SUCCESSFUL)
 
 
 # --------------------------------------------------------------------------------------------- inputs
-
-
-def _number(
-    name: str, value: Any, *, minimum: float, maximum: float, open_low: bool, open_high: bool
-) -> float:
-    """A finite number within bounds; booleans are refused, numeric strings (templating) accepted."""
-    try:
-        if isinstance(value, bool):
-            raise TypeError
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"judge.{name}: expected a number, got {value!r}") from None
-    too_low = number <= minimum if open_low else number < minimum
-    too_high = number >= maximum if open_high else number > maximum
-    if not math.isfinite(number) or too_low or too_high:
-        low, high = "(" if open_low else "[", ")" if open_high else "]"
-        raise ValueError(f"judge.{name}: must be in {low}{minimum:g}, {maximum:g}{high}, got {value!r}")
-    return number
 
 
 # field -> (minimum, maximum, minimum excluded, maximum excluded)
@@ -111,15 +100,15 @@ class JudgeConfig:
 
     def __post_init__(self) -> None:
         for name, (minimum, maximum, open_low, open_high) in _RANGES.items():
-            number = _number(
-                name,
+            value = number(
+                f"judge.{name}",
                 getattr(self, name),
                 minimum=minimum,
                 maximum=maximum,
                 open_low=open_low,
                 open_high=open_high,
             )
-            object.__setattr__(self, name, number)
+            object.__setattr__(self, name, value)
         if self.min_samples != int(self.min_samples):
             raise ValueError(f"judge.min_samples: must be a whole number, got {self.min_samples:g}")
         object.__setattr__(self, "min_samples", int(self.min_samples))
@@ -295,15 +284,6 @@ def mann_whitney(
 # ------------------------------------------------------------------------------------------- judgement
 
 
-def _round(value: float | None, digits: int = 4) -> float | None:
-    return None if value is None else round(value, digits)
-
-
-def _whole(value: float) -> float | int:
-    """Counter increases are whole numbers of requests; show them so."""
-    return int(value) if float(value).is_integer() else round(value, 3)
-
-
 def _significant(value: float | None) -> float | None:
     """p-values keep their significant digits: 3e-12 rounded to 4 decimals would read as 0."""
     return None if value is None else float(f"{value:.4g}")
@@ -329,23 +309,19 @@ class MetricJudgement:
             "classification": self.classification,
             "reason": self.reason,
             "p_value": _significant(self.p_value),
-            "effect": _round(self.effect),
-            "effect_limit": _round(self.effect_limit),
-            "requests": {pool: _whole(count) for pool, count in self.requests.items()},
+            "effect": round_or_none(self.effect),
+            "effect_limit": round_or_none(self.effect_limit),
+            "requests": {pool: rounded(count) for pool, count in self.requests.items()},
             "samples": dict(self.samples),
             # True when the counts were scaled down to MAX_SAMPLES before the test.
             "scaled": any(n < round(self.requests[pool]) for pool, n in self.samples.items()),
-            "new": {key: _round(value) for key, value in self.new.items()},
-            "legacy": {key: _round(value) for key, value in self.legacy.items()},
+            "new": {key: round_or_none(value) for key, value in self.new.items()},
+            "legacy": {key: round_or_none(value) for key, value in self.legacy.items()},
         }
 
 
-def _fmt(value: float) -> str:
-    return f"{value:.3f}".rstrip("0").rstrip(".") or "0"
-
-
 def _signed(value: float) -> str:
-    return ("-" if value < 0 else "+") + _fmt(abs(value))
+    return ("-" if value < 0 else "+") + fmt(abs(value))
 
 
 def _p(value: float) -> str:
@@ -353,7 +329,7 @@ def _p(value: float) -> str:
 
 
 def _too_few(metric: str, requests: Mapping[str, float], config: JudgeConfig) -> str | None:
-    short = [f"{pool} {_fmt(n)}" for pool, n in requests.items() if n < config.min_samples]
+    short = [f"{pool} {fmt(n)}" for pool, n in requests.items() if n < config.min_samples]
     if not short:
         return None
     return f"{metric}: too few requests ({', '.join(short)}) < min_samples {config.min_samples}"
@@ -364,6 +340,22 @@ def _classify(p_value: float, effect: float, limit: float, config: JudgeConfig) 
     return HIGH if p_value < config.alpha and effect > limit else PASS
 
 
+def _nan_pools(new: PoolTotals, legacy: PoolTotals, part: str) -> list[str]:
+    """The pools with a NaN bound or count in ``part`` (buckets or by_status) of their totals."""
+    return [
+        pool
+        for pool, totals in (("new", new), ("legacy", legacy))
+        if any(is_nan(key) or is_nan(count) for key, count in getattr(totals, part).items())
+    ]
+
+
+def _nan_judgement(metric: str, what: str, pools: Sequence[str]) -> MetricJudgement:
+    """Fail closed: a NaN in either pool's counts makes the metric High, never a pass or Nodata."""
+    return MetricJudgement(
+        metric, HIGH, f"{what} High: NaN in the {' and '.join(pools)} pool's counts; a NaN is never a pass"
+    )
+
+
 def judge_latency(new: PoolTotals, legacy: PoolTotals, config: JudgeConfig) -> MetricJudgement:
     """Latency of every request of the run, new vs legacy, on the buckets both pools expose.
 
@@ -372,6 +364,9 @@ def judge_latency(new: PoolTotals, legacy: PoolTotals, config: JudgeConfig) -> M
     U, p-value and effect; the upper bound is the one the exposition states and needs no invented
     number for the first and the +Inf bucket. p50 and p95 are reported for humans.
     """
+    nan_pools = _nan_pools(new, legacy, "buckets")
+    if nan_pools:
+        return _nan_judgement(LATENCY, "latency", nan_pools)
     common = common_histogram(new.buckets, legacy.buckets)
     if common is None:
         return MetricJudgement(
@@ -381,7 +376,7 @@ def judge_latency(new: PoolTotals, legacy: PoolTotals, config: JudgeConfig) -> M
     requests = {"new": new_cumulative[-1], "legacy": legacy_cumulative[-1]}
     described = {}
     for pool, cumulative in (("new", new_cumulative), ("legacy", legacy_cumulative)):
-        histogram = dict(zip(bounds, cumulative, strict=True))
+        histogram = {bound: cumulative[i] for i, bound in enumerate(bounds)}
         p50, p95 = (histogram_quantile(q, histogram) for q in (0.5, 0.95))
         described[pool] = {
             "p50_ms": None if p50 is None else p50 * 1000.0,
@@ -403,11 +398,11 @@ def judge_latency(new: PoolTotals, legacy: PoolTotals, config: JudgeConfig) -> M
     p95 = ""
     new_p95, legacy_p95 = described["new"]["p95_ms"], described["legacy"]["p95_ms"]
     if new_p95 is not None and legacy_p95 is not None:
-        p95 = f"; p95 new {_fmt(new_p95)} ms vs legacy {_fmt(legacy_p95)} ms"
+        p95 = f"; p95 new {fmt(new_p95)} ms vs legacy {fmt(legacy_p95)} ms"
     reason = (
         f"latency {classification}: p={_p(p_value)} {'<' if p_value < config.alpha else '>='} alpha "
         f"{config.alpha:g}, P(new slower than legacy)={effect:.3f} {'>' if effect > limit else '<='} "
-        f"{_fmt(limit)}{p95}"
+        f"{fmt(limit)}{p95}"
     )
     return MetricJudgement(
         LATENCY,
@@ -436,6 +431,9 @@ def judge_error_rate(
     size: on 0/1 samples that is 0.5 + difference / 2, so any tolerance on it would either ignore a
     tenfold error rate or fail on noise. Percentage points compare directly with the SLA's budget.
     """
+    nan_pools = _nan_pools(new, legacy, "by_status")
+    if nan_pools:
+        return _nan_judgement(ERROR_RATE, "error rate", nan_pools)
     (new_total, new_failed), (legacy_total, legacy_failed) = (
         _failed_requests(new, names),
         _failed_requests(legacy, names),
@@ -455,14 +453,14 @@ def judge_error_rate(
         return MetricJudgement(ERROR_RATE, NODATA, too_few, **base)
     new_counts = scale_counts([new_total - new_failed, new_failed])
     legacy_counts = scale_counts([legacy_total - legacy_failed, legacy_failed])
-    p_value, _ = mann_whitney([0.0, 1.0], new_counts, legacy_counts)
+    p_value = mann_whitney([0.0, 1.0], new_counts, legacy_counts)[0]
     effect = rates["new"] - rates["legacy"]
     limit = config.error_rate_tolerance
     classification = _classify(p_value, effect, limit, config)
     reason = (
         f"error rate {classification}: p={_p(p_value)} {'<' if p_value < config.alpha else '>='} alpha "
-        f"{config.alpha:g}, new {_fmt(rates['new'])} % vs legacy {_fmt(rates['legacy'])} % "
-        f"({_signed(effect)} pp {'>' if effect > limit else '<='} {_fmt(limit)} pp)"
+        f"{config.alpha:g}, new {fmt(rates['new'])} % vs legacy {fmt(rates['legacy'])} % "
+        f"({_signed(effect)} pp {'>' if effect > limit else '<='} {fmt(limit)} pp)"
     )
     return MetricJudgement(
         ERROR_RATE,

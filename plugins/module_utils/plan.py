@@ -5,30 +5,23 @@ returns the run's plan - the steps to take, with the phase's thresholds and anal
 raises ``PlanError`` listing every setting it refuses and why. Nothing downstream re-reads the raw settings:
 the steps, the gates and the reports use the plan.
 
-Thresholds and analysis settings are checked by the same code the gate runs (``analysis.resolve_thresholds``,
-``analysis.AnalysisRun``), so the pre-flight and the gate cannot disagree about what is valid.
+Thresholds and analysis settings are checked by the same code the gate runs
+(``thresholds.resolve_thresholds``, ``analysis_run.run_settings``), so the pre-flight and the gate cannot
+disagree about what is valid.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import math
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ansible_collections.msgroute.rollout.plugins.module_utils.analysis import (
-    PHASES,
-    AnalysisRun,
-    resolve_thresholds,
-)
+from ansible_collections.msgroute.rollout.plugins.module_utils.analysis_run import RUN_FIELDS, run_settings
+from ansible_collections.msgroute.rollout.plugins.module_utils.thresholds import PHASES, resolve_thresholds
 
 # What a run does: a phase's steps, a rollback (it only needs the legacy pool), or status (it changes nothing
 # and measures the phase in force: status.yml, validate.yml).
 RUN_PHASES = (*PHASES, "rollback", "status")
-ANALYSIS_FIELDS = (*tuple(f.name for f in dataclasses.fields(AnalysisRun)), "window")
 MAX_INSTANCES = 1000
-_WINDOW = re.compile(r"^[1-9][0-9]*(ms|s|m|h|d)$")
 
 
 class PlanError(ValueError):
@@ -65,37 +58,16 @@ def _collect(problems: list[str], check: Any, *args: Any, **kwargs: Any) -> Any:
 
 
 def check_analysis(phase: str, settings: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The phase's analysis settings as the gate will run them; ValueError names the setting."""
-    settings = dict(settings or {})
-    unknown = sorted(set(settings) - set(ANALYSIS_FIELDS))
-    if unknown:
-        raise ValueError(
-            f"rollout_analysis.{phase}.{unknown[0]}: unknown setting; "
-            f"expected some of {', '.join(ANALYSIS_FIELDS)}"
-        )
-    window = settings.pop("window", None)
-    if window is not None and not _WINDOW.match(str(window)):
-        raise ValueError(
-            f"rollout_analysis.{phase}.window: expected a duration like 30s or 5m, got {window!r}"
-        )
-    for name, value in settings.items():
-        if isinstance(value, str):  # extra vars: numbers arrive as strings
-            try:
-                settings[name] = float(value) if name in ("interval", "initial_delay") else int(value)
-            except ValueError:
-                raise ValueError(
-                    f"rollout_analysis.{phase}.{name}: expected a number, got {value!r}"
-                ) from None
-        if isinstance(settings[name], float) and not math.isfinite(settings[name]):
-            raise ValueError(f"rollout_analysis.{phase}.{name}: must be finite, got {value!r}")
+    """The phase's analysis settings as the gate will run them (its own parsing, ``run_settings``: ranges,
+    Argo's limits that could never trigger within ``count``, the window); ValueError names the setting."""
     try:
-        run = AnalysisRun(**settings)
+        run, window = run_settings(settings)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"rollout_analysis.{phase}.{exc}") from None
     # The settings as given, coerced: the gate applies its own defaults to what is not set.
-    checked = {name: getattr(run, name) for name in settings}
+    checked = {name: getattr(run, name) for name in RUN_FIELDS if (settings or {}).get(name) is not None}
     if window is not None:
-        checked["window"] = str(window)
+        checked["window"] = window
     return checked
 
 

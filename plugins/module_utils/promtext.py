@@ -58,7 +58,8 @@ def _matches(labels: Mapping[str, str], matchers: Mapping[str, str] | None) -> b
 
 
 def _select(samples: Iterable[Sample], name: str, matchers: Mapping[str, str] | None) -> list[Sample]:
-    return [s for s in samples if s.name == name and _matches(s.labels, matchers) and not math.isnan(s.value)]
+    # NaN values are kept: dropping them would turn a broken breaker gauge into "no breaker open".
+    return [s for s in samples if s.name == name and _matches(s.labels, matchers)]
 
 
 def parse_le(value: str) -> float:
@@ -86,25 +87,6 @@ def histogram_buckets(
     return buckets
 
 
-def _summed(samples: Iterable[Sample], name: str, matchers: Mapping[str, str] | None) -> float | None:
-    selected = _select(samples, name, matchers)
-    return sum(s.value for s in selected) if selected else None
-
-
-def histogram_count(
-    samples: Iterable[Sample], name: str, matchers: Mapping[str, str] | None = None
-) -> float | None:
-    """``<name>_count`` summed over label sets; None when the histogram is not exposed at all."""
-    return _summed(samples, f"{name}_count", matchers)
-
-
-def histogram_sum(
-    samples: Iterable[Sample], name: str, matchers: Mapping[str, str] | None = None
-) -> float | None:
-    """``<name>_sum`` summed over label sets; None when the histogram is not exposed at all."""
-    return _summed(samples, f"{name}_sum", matchers)
-
-
 def label_key(labels: Mapping[str, str]) -> LabelSet:
     """A hashable identity for one series, so two scrapes can be matched series by series."""
     return tuple(sorted(labels.items()))
@@ -130,13 +112,6 @@ def sum_by_label(series: Mapping[LabelSet, float], label: str) -> dict[str, floa
     return grouped
 
 
-def counter_by_label(
-    samples: Iterable[Sample], name: str, label: str, matchers: Mapping[str, str] | None = None
-) -> dict[str, float]:
-    """Counter ``name`` summed by one label, e.g. ``status_class`` -> {"2xx": n, "5xx": m}."""
-    return sum_by_label(counter_series(samples, name, matchers), label)
-
-
 def gauge_values(
     samples: Iterable[Sample], name: str, matchers: Mapping[str, str] | None = None
 ) -> list[float]:
@@ -149,7 +124,9 @@ def gauge_value(
 ) -> float | None:
     """Gauge ``name``; the highest value if several label sets match, since a gate wants the worst one.
 
-    None when the gauge is absent, so "not exposed" is never mistaken for zero.
+    None when the gauge is absent, so "not exposed" is never mistaken for zero; NaN if any value is NaN.
     """
     values = gauge_values(samples, name, matchers)
-    return max(values) if values else None
+    if not values:
+        return None
+    return math.nan if any(math.isnan(v) for v in values) else max(values)

@@ -12,7 +12,8 @@ import tempfile
 from dataclasses import dataclass
 from typing import Any
 
-PHASES = ("shadow", "partial", "full")
+from ansible_collections.msgroute.rollout.plugins.module_utils.thresholds import PHASES
+
 # What must have passed, for the same version, before a phase may start.
 PREREQUISITE = {"shadow": None, "partial": "shadow", "full": "partial"}
 SUCCESSFUL = "Successful"

@@ -7,7 +7,7 @@ DOCUMENTATION = r"""
 ---
 module: rollout_analysis
 short_description: Measure the new routers and decide whether a rollout step may proceed
-version_added: "1.0.0"
+version_added: "0.1.0"
 description:
   - Takes O(count) measurements of the new router instances, one every O(interval) seconds, and decides
     the step with Argo Rollouts analysis semantics - V(Successful), V(Failed), V(Inconclusive) or V(Error).
@@ -25,8 +25,9 @@ description:
     so a rescue block can write down the rollback decision.
   - The module only reads, so it runs unchanged in check mode and never reports a change.
 author:
-  - msgroute maintainers
+  - msgroute.rollout developers (!UNKNOWN)
 requirements:
+  - python >= 3.9 on the host the module runs on
   - prometheus_client (for O(provider=web))
   - scipy (for the baseline judge, O(judge))
 options:
@@ -188,7 +189,14 @@ options:
     type: float
     default: 10.0
   count:
-    description: Number of measurements, not counting V(Error) ones, which are retried.
+    description:
+      - Number of measurements, not counting V(Error) ones, which are retried.
+      - Must be at least O(failure_limit) + O(consecutive_success_limit) (O(consecutive_success_limit)
+        alone with O(failure_limit=-1)) and at least O(inconclusive_limit), or a limit could never be
+        reached; such settings are refused before anything is measured, as Argo Rollouts refuses them.
+      - Reaching O(count) without a single V(Successful) measurement makes the run V(Inconclusive), even
+        when every V(Failed) or V(Inconclusive) one was within its limit. This is stricter than Argo
+        Rollouts, which calls that run V(Successful); tolerated bad measurements alone never pass a gate.
     type: int
     default: 3
   initial_delay:
@@ -224,8 +232,19 @@ options:
     description: Verify TLS certificates of HTTPS targets and Prometheus.
     type: bool
     default: true
+extends_documentation_fragment:
+  - msgroute.rollout.attributes
+attributes:
+  check_mode:
+    support: full
+    details: Measurements are always taken, also in check mode, since nothing is changed.
+  diff_mode:
+    support: none
 notes:
-  - Measurements are always taken, also in check mode, since nothing is changed.
+  - A value that is not a number (NaN) in any measured figure, or in the baseline judge's counts, is
+    never within a threshold - the measurement is V(Failed) and the judged metric V(High).
+  - Settings can be checked before a rollout starts, with the same rules, by
+    C(ansible_collections.msgroute.rollout.plugins.module_utils.analysis_run.validate_phase_settings).
 seealso:
   - name: Argo Rollouts analysis
     description: The semantics of count, failureLimit, inconclusiveLimit and consecutiveErrorLimit.
@@ -382,8 +401,8 @@ judge:
   type: dict
   contains:
     verdict:
-      description: V(Successful), V(Inconclusive) or V(Failed); the task's O(verdict) is the worse of this and
-        the thresholds' verdict.
+      description: V(Successful), V(Inconclusive) or V(Failed); the task's RV(verdict) is the worse of this
+        and the thresholds' verdict.
       type: str
     score:
       description: 100 x passing metrics / metrics with data; null when no metric had enough samples.
@@ -393,10 +412,10 @@ judge:
       type: str
     metrics:
       description: By metric (C(latency), C(error_rate)) - C(classification) (Pass, High or Nodata),
-        C(reason), C(p_value) (one-sided), C(effect) (latency - P(new slower than legacy); error rate -
-        difference in percentage points), C(effect_limit), C(requests) and C(samples) per pool (C(scaled)
-        when the counts were scaled down), and per pool figures C(new), C(legacy) (C(p50_ms), C(p95_ms) or
-        C(error_rate) in %).
+        C(reason), C(p_value) (one-sided), C(effect) (latency - the probability that a new request is
+        slower than a legacy one; error rate - difference in percentage points), C(effect_limit),
+        C(requests) and C(samples) per pool (C(scaled) when the counts were scaled down), and per pool
+        figures C(new), C(legacy) (C(p50_ms), C(p95_ms) or C(error_rate) in %).
       type: dict
     settings:
       description: The effective judge settings.
@@ -449,29 +468,17 @@ queries:
     requests: sum(increase(msgroute_requests_total{job="router"}[60s]))
 """
 
-import dataclasses
 import time
 from collections.abc import Callable
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.msgroute.rollout.plugins.module_utils import http
-from ansible_collections.msgroute.rollout.plugins.module_utils.analysis import (
-    PHASES,
-    SUCCESSFUL,
+from ansible_collections.msgroute.rollout.plugins.module_utils import _http as http
+from ansible_collections.msgroute.rollout.plugins.module_utils.analysis_run import (
+    ANALYSIS_FIELDS,
     AnalysisRun,
-    Measurement,
-    MetricNames,
-    PrometheusQueryError,
-    Thresholds,
-    default_window,
-    error_measurement,
     evaluate_run,
-    measure_from_prometheus,
-    measure_from_scrapes,
-    parse_prometheus_vector,
-    prometheus_queries,
-    resolve_thresholds,
+    run_settings,
     should_stop,
 )
 from ansible_collections.msgroute.rollout.plugins.module_utils.judge import (
@@ -485,10 +492,29 @@ from ansible_collections.msgroute.rollout.plugins.module_utils.judge import (
     resolve_judge,
     scrape_totals,
 )
+from ansible_collections.msgroute.rollout.plugins.module_utils.measurement import (
+    SUCCESSFUL,
+    Measurement,
+    MetricNames,
+    error_measurement,
+    measure_from_scrapes,
+)
+from ansible_collections.msgroute.rollout.plugins.module_utils.prometheus import (
+    PrometheusQueryError,
+    default_window,
+    measure_from_prometheus,
+    parse_prometheus_vector,
+    prometheus_queries,
+)
 from ansible_collections.msgroute.rollout.plugins.module_utils.promtext import (
     ACCEPT_HEADER,
     HAS_PROMETHEUS_CLIENT,
     PROMETHEUS_CLIENT_IMPORT_ERROR,
+)
+from ansible_collections.msgroute.rollout.plugins.module_utils.thresholds import (
+    PHASES,
+    Thresholds,
+    resolve_thresholds,
 )
 
 _RUN = AnalysisRun()
@@ -531,7 +557,7 @@ def argument_spec() -> dict[str, Any]:
             "options": {
                 "enabled": {"type": "bool"},
                 "alpha": {"type": "float", "default": _JUDGE.alpha},
-                "pass_score": {"type": "float", "default": _JUDGE.pass_score},
+                "pass_score": {"type": "float", "default": _JUDGE.pass_score, "no_log": False},
                 "marginal_score": {"type": "float", "default": _JUDGE.marginal_score},
                 "latency_tolerance": {"type": "float", "default": _JUDGE.latency_tolerance},
                 "error_rate_tolerance": {"type": "float", "default": _JUDGE.error_rate_tolerance},
@@ -649,14 +675,15 @@ def main(
     if params["timeout"] <= 0:
         module.fail_json(msg=f"timeout: must be > 0 seconds, got {params['timeout']}")
     names_args = dict(params["metric_names"], breaker=params["metric_names"]["breaker"] or None)
-    run_args = {f.name: params[f.name] for f in dataclasses.fields(AnalysisRun)}
+    analysis = {name: params[name] for name in ANALYSIS_FIELDS}
     prometheus = params["provider"] == "prometheus"
     judge: JudgeConfig | None = None
     try:
         thresholds = resolve_thresholds(params["phase"], params["thresholds"])
         names = MetricNames(**names_args)
-        run = AnalysisRun(**run_args)
-        window = params["window"] or default_window(run.interval)
+        # The same parsing as the pre-flight's validate_phase_settings, so the two never disagree.
+        run, window = run_settings(analysis)
+        window = window or default_window(run.interval)
         queries = prometheus_queries(params["selector"], window, names) if prometheus else {}
         judge = resolve_judge(
             params["judge"], params["baseline_targets"], params["provider"], params["targets"] or []

@@ -11,7 +11,10 @@ description:
   - Probes every URL in O(urls) (typically C(http://host:port/ready)) every O(interval) seconds until each
     answered HTTP 200 on its latest probe, or O(timeout) seconds passed.
   - Fails naming every instance that is not ready and what it last answered.
-author: msgroute.rollout developers
+author:
+  - msgroute.rollout developers (!UNKNOWN)
+requirements:
+  - python >= 3.9 on the host the module runs on
 options:
   urls:
     description: Readiness URLs, one per instance.
@@ -30,9 +33,13 @@ options:
     description: Seconds one probe may take.
     type: float
     default: 2
+extends_documentation_fragment:
+  - msgroute.rollout.attributes
 attributes:
   check_mode:
     support: full
+  diff_mode:
+    support: none
 notes:
   - Read-only; it runs in check mode too.
 """
@@ -61,7 +68,7 @@ waited:
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.msgroute.rollout.plugins.module_utils import http
+from ansible_collections.msgroute.rollout.plugins.module_utils import _http as http
 from ansible_collections.msgroute.rollout.plugins.module_utils.readiness import Wait
 
 

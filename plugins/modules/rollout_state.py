@@ -17,7 +17,10 @@ description:
     stale and taken over with a warning; O(break_lock) takes a live one.
   - C(action=unlock) releases this run's lock.
   - C(action=record) appends a step (or a rollback) and updates phase, weight and status.
-author: msgroute.rollout developers
+author:
+  - msgroute.rollout developers (!UNKNOWN)
+requirements:
+  - python >= 3.9 on the host the module runs on
 options:
   state_dir:
     description: Directory holding C(state.json) and C(rollout.lock).
@@ -80,9 +83,13 @@ options:
     description: Why the lock is broken, for the warning.
     type: str
     default: on request
+extends_documentation_fragment:
+  - msgroute.rollout.attributes
 attributes:
   check_mode:
     support: full
+  diff_mode:
+    support: none
 notes:
   - C(lock) and C(unlock) report no change - the lock is run bookkeeping, not managed state - so an idempotent
     playbook stays idempotent. C(record) reports a change.
@@ -93,7 +100,7 @@ EXAMPLES = r"""
   msgroute.rollout.rollout_state:
     state_dir: /var/lib/msgroute-rollout/lb
     action: lock
-    run_id: "{{ rollout_run_id }}"
+    run_id: "{{ rollout_run.id }}"
     owner: "{{ lookup('ansible.builtin.env', 'USER') }}"
     playbook: partial.yml
 
@@ -130,7 +137,7 @@ warning:
 
 import os
 import time
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.msgroute.rollout.plugins.module_utils import rollout_state as rs
@@ -217,7 +224,9 @@ def main() -> None:
             if current is not None and current.run_id == p["run_id"] and not module.check_mode:
                 os.unlink(lock_path)
             module.exit_json(changed=False, state=state)
-        step = dict(p["step"], version=p["version"], at=datetime.now(UTC).isoformat(timespec="seconds"))
+        # datetime.UTC needs Python 3.11; modules also run on older managed hosts.
+        now = datetime.now(timezone.utc)  # noqa: UP017
+        step = dict(p["step"], version=p["version"], at=now.isoformat(timespec="seconds"))
         new_state = rs.record(state, step)
         if not module.check_mode:
             rs.save(state_path, new_state)

@@ -19,7 +19,10 @@ description:
     so a validator running in a container that mounts that directory at the same path can read it.
   - With O(restore=true) the last-known-good copy is put back over O(dest) instead, to undo a change that
     failed further on (it is not validated again, it was the live configuration).
-author: msgroute.rollout developers
+author:
+  - msgroute.rollout developers (!UNKNOWN)
+requirements:
+  - python >= 3.9 on the host the module runs on
 options:
   dest:
     description: The live configuration file.
@@ -58,6 +61,8 @@ options:
     description: Seconds the validator may take.
     type: float
     default: 60
+extends_documentation_fragment:
+  - msgroute.rollout.attributes
 attributes:
   check_mode:
     support: full
@@ -160,7 +165,7 @@ def main() -> None:
             module.fail_json(msg=f"{params['dest']}: {exc}")
         module.exit_json(**result)
     try:
-        _, output, kept = staged_config.apply(
+        _plan, output, kept = staged_config.apply(
             params["dest"],
             content,
             params["validate"],

@@ -16,7 +16,10 @@ description:
     and bash's C(/dev/tcp), so the image needs bash (every Debian-based image has it) but no HTTP client.
   - The values do not persist by themselves; the role writes the same values into nginx.conf first, which
     nginx loads on a restart or reload.
-author: msgroute.rollout developers
+author:
+  - msgroute.rollout developers (!UNKNOWN)
+requirements:
+  - python >= 3.9 on the host the module runs on
 options:
   container:
     description: Name of the nginx container.
@@ -47,6 +50,8 @@ options:
     description: Seconds one call may take.
     type: float
     default: 10
+extends_documentation_fragment:
+  - msgroute.rollout.attributes
 attributes:
   check_mode:
     support: full

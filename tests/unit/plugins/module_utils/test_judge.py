@@ -4,13 +4,6 @@ import math
 
 import numpy as np
 import pytest
-from ansible_collections.msgroute.rollout.plugins.module_utils.analysis import (
-    ERROR,
-    FAILED,
-    INCONCLUSIVE,
-    SUCCESSFUL,
-    MetricNames,
-)
 from ansible_collections.msgroute.rollout.plugins.module_utils.judge import (
     HIGH,
     MAX_SAMPLES,
@@ -27,6 +20,13 @@ from ansible_collections.msgroute.rollout.plugins.module_utils.judge import (
     resolve_judge,
     scale_counts,
     scrape_totals,
+)
+from ansible_collections.msgroute.rollout.plugins.module_utils.measurement import (
+    ERROR,
+    FAILED,
+    INCONCLUSIVE,
+    SUCCESSFUL,
+    MetricNames,
 )
 from scipy.stats import norm
 
@@ -221,7 +221,7 @@ def test_differing_bucket_layouts_are_compared_on_common_bounds() -> None:
 
 
 def test_common_histogram_flattens_decreases() -> None:
-    _, new, _ = common_histogram({0.1: 5, 0.2: 3, INF: 9}, {0.1: 1, 0.2: 1, INF: 1})
+    new = common_histogram({0.1: 5, 0.2: 3, INF: 9}, {0.1: 1, 0.2: 1, INF: 1})[1]
     assert new == [5, 5, 9]
     assert per_bucket(new) == [5, 0, 4]
     assert common_histogram({0.1: 1}, {0.1: 1}) is None

@@ -94,12 +94,19 @@ def test_bad_thresholds_are_refused_for_any_phase_naming_the_setting(thresholds,
     [
         ({"partial": {"count": -1}}, "rollout_analysis.partial.count"),
         ({"partial": {"count": 0}}, "rollout_analysis.partial.count"),
-        ({"partial": {"count": "three"}}, "rollout_analysis.partial.count: expected a number"),
+        ({"partial": {"count": "three"}}, "rollout_analysis.partial.count: \"'three'\" cannot be converted"),
         ({"partial": {"interval": -5}}, "rollout_analysis.partial.interval"),
         ({"partial": {"interval": "inf"}}, "rollout_analysis.partial.interval"),
         ({"full": {"failure_limit": -2}}, "rollout_analysis.full.failure_limit"),
         ({"full": {"window": "5 minutes"}}, "rollout_analysis.full.window"),
-        ({"full": {"windw": "5m"}}, "rollout_analysis.full.windw: unknown setting"),
+        ({"full": {"windw": "5m"}}, "rollout_analysis.full.windw: unknown analysis setting"),
+        # Limits that could never trigger within count are refused, as Argo Rollouts does.
+        ({"partial": {"count": 1, "failure_limit": 2}}, "rollout_analysis.partial.count: 1 must be >="),
+        (
+            {"partial": {"count": 3, "failure_limit": 2, "consecutive_success_limit": 2}},
+            "rollout_analysis.partial.count: 3 must be >= failure_limit + consecutive_success_limit",
+        ),
+        ({"partial": {"count": 1, "inconclusive_limit": 2}}, "rollout_analysis.partial.count: 1 must be >="),
     ],
 )
 def test_bad_analysis_settings_are_refused(analysis, needle):

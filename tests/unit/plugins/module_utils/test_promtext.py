@@ -9,13 +9,10 @@ import textwrap
 import pytest
 from ansible_collections.msgroute.rollout.plugins.module_utils.promtext import (
     MetricsParseError,
-    counter_by_label,
     counter_series,
     gauge_value,
     gauge_values,
     histogram_buckets,
-    histogram_count,
-    histogram_sum,
     parse_samples,
     sum_by_label,
 )
@@ -69,15 +66,8 @@ def test_histogram_buckets_filtered_by_matchers() -> None:
     }
 
 
-def test_histogram_count_and_sum() -> None:
-    assert histogram_count(SAMPLES, HIST) == 60.0
-    assert histogram_sum(SAMPLES, HIST) == pytest.approx(2.0)
-    assert histogram_count(SAMPLES, HIST, {"mirrored": "false"}) == 50.0
-    assert histogram_count(SAMPLES, "absent_histogram") is None
-
-
 def test_counter_by_status_class_spans_mirrored_and_live() -> None:
-    by_status = counter_by_label(SAMPLES, "msgroute_requests_total", "status_class")
+    by_status = sum_by_label(counter_series(SAMPLES, "msgroute_requests_total"), "status_class")
     assert by_status == {"2xx": 56.0, "5xx": 3.0, "4xx": 1.0}
 
 
@@ -105,7 +95,7 @@ def test_untyped_exposition_parses_the_same() -> None:
     text = 'h_bucket{le="0.1"} 3\nh_bucket{le="+Inf"} 4\nreq_total{status_class="5xx"} 2\n'
     samples = parse_samples(text)
     assert histogram_buckets(samples, "h") == {0.1: 3.0, math.inf: 4.0}
-    assert counter_by_label(samples, "req_total", "status_class") == {"5xx": 2.0}
+    assert sum_by_label(counter_series(samples, "req_total"), "status_class") == {"5xx": 2.0}
 
 
 def test_malformed_text_raises_parse_error() -> None:

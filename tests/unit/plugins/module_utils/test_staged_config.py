@@ -23,7 +23,7 @@ def test_a_change_only_in_runtime_lines_is_not_structural():
 def test_apply_swaps_and_keeps_the_previous_file(tmp_path):
     dest = tmp_path / "nginx.conf"
     dest.write_text("old\n")
-    plan, _, kept = sc.apply(str(dest), "new\n", f"{PY} -c pass %s", 0o644, ".last-good", 10, RUNTIME)
+    plan, _output, kept = sc.apply(str(dest), "new\n", f"{PY} -c pass %s", 0o644, ".last-good", 10, RUNTIME)
     assert plan.changed and plan.structural
     assert dest.read_text() == "new\n"
     assert kept == str(dest) + ".last-good"

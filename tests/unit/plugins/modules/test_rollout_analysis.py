@@ -1,6 +1,8 @@
 """rollout_analysis end to end through AnsibleModule: fake fetchers and sleep for the loop, and a real
 local HTTP server for the collection's HTTP helper."""
 
+from __future__ import annotations
+
 import http.server
 import itertools
 import json
@@ -14,13 +16,11 @@ from typing import Any
 import pytest
 import yaml
 from ansible.module_utils.testing import patch_module_args
-from ansible_collections.msgroute.rollout.plugins.module_utils import http as msg_http
-from ansible_collections.msgroute.rollout.plugins.module_utils.analysis import (
-    PHASES,
-    AnalysisRun,
-    MetricNames,
-)
+from ansible_collections.msgroute.rollout.plugins.module_utils import _http as msg_http
+from ansible_collections.msgroute.rollout.plugins.module_utils.analysis_run import AnalysisRun
 from ansible_collections.msgroute.rollout.plugins.module_utils.judge import JudgeConfig
+from ansible_collections.msgroute.rollout.plugins.module_utils.measurement import MetricNames
+from ansible_collections.msgroute.rollout.plugins.module_utils.thresholds import PHASES
 from ansible_collections.msgroute.rollout.plugins.modules import rollout_analysis
 
 BOUNDS = (0.005, 0.045, 0.048, 0.05, 0.1, math.inf)
@@ -132,7 +132,7 @@ def test_successful_run_reports_every_measurement(capsys: pytest.CaptureFixture)
     assert result["counts"]["successful"] == 3
     assert sleeper.slept == [5.0, 10.0, 10.0, 10.0]
     # Every scrape asks for the classic text format, which is what promtext parses.
-    assert all(headers["Accept"].startswith("text/plain") for _, headers in fleet.calls)
+    assert all(headers["Accept"].startswith("text/plain") for _url, headers in fleet.calls)
 
 
 def test_failed_measurement_fails_the_task_naming_metric_threshold_value(
@@ -234,6 +234,32 @@ def test_bad_threshold_fails_before_measuring(capsys: pytest.CaptureFixture) -> 
     assert fleet.calls == []
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            {"count": 1, "failure_limit": 2},
+            "count: 1 must be >= failure_limit + consecutive_success_limit (2 + 0)",
+        ),
+        (
+            {"count": 3, "failure_limit": 2, "consecutive_success_limit": 2},
+            "count: 3 must be >= failure_limit",
+        ),
+        ({"count": 1, "inconclusive_limit": 2}, "count: 1 must be >= inconclusive_limit (2)"),
+        ({"interval": "nan"}, "interval: must be a number of seconds >= 0, got nan"),
+        ({"window": "5 minutes"}, "window: '5 minutes' is not a PromQL duration"),
+    ],
+)
+def test_settings_that_can_never_work_fail_before_measuring(
+    args: dict, message: str, capsys: pytest.CaptureFixture
+) -> None:
+    fleet = Fleet({R1: Router([])})
+    rc, result = run_module(web_args(**args), capsys, fetch_text=fleet.fetch_text)
+    assert rc == 1
+    assert result["msg"].startswith(message)
+    assert fleet.calls == []
+
+
 def test_web_provider_needs_targets(capsys: pytest.CaptureFixture) -> None:
     rc, result = run_module({"phase": "partial", "targets": []}, capsys)
     assert rc == 1
@@ -300,7 +326,7 @@ def test_judge_passes_a_release_that_behaves_like_legacy(capsys: pytest.CaptureF
     assert result["message"].startswith("Successful: 3 of 3 measurements")
     assert "; baseline judge Successful (score 100 >= pass_score 95)" in result["message"]
     # Legacy is scraped at the same moments as the new pool: right after it, every round.
-    assert [url for url, _ in fleet.calls] == [R1, R2, L1] * 4
+    assert [url for url, _headers in fleet.calls] == [R1, R2, L1] * 4
 
 
 def test_judge_fails_a_latency_regression_inside_the_sla(capsys: pytest.CaptureFixture) -> None:
@@ -371,7 +397,7 @@ def test_judge_off_scrapes_no_baseline(capsys: pytest.CaptureFixture) -> None:
     rc, result = run_module(judged_args(judge={"enabled": False}), capsys, fetch_text=fleet.fetch_text)
     assert rc == 0
     assert "judge" not in result
-    assert L1 not in {url for url, _ in fleet.calls}
+    assert L1 not in {url for url, _headers in fleet.calls}
 
 
 @pytest.mark.parametrize(
@@ -458,7 +484,7 @@ def test_prometheus_provider(capsys: pytest.CaptureFixture) -> None:
     assert result["window"] == "60s"
     assert result["queries"]["requests"] == 'sum(increase(msgroute_requests_total{job="router"}[60s]))'
     assert result["measurements"][0]["p95_ms"] == 31
-    assert {url for url, _ in prometheus.calls} == {"http://prometheus:9090/api/v1/query"}
+    assert {url for url, _query in prometheus.calls} == {"http://prometheus:9090/api/v1/query"}
     assert len(prometheus.calls) == 2 * 5
 
 

@@ -63,14 +63,14 @@ def test_same_values_are_not_a_change(nginx, capsys):
 
 
 def test_query_reads_only(nginx, capsys):
-    _, calls = nginx
+    calls = nginx[1]
     rc, result = run_module({"container": "lb", "state": "query"}, capsys)
     assert rc == 0 and not result["changed"] and result["before"]["new_weight"] == 10
     assert calls == ["GET"]
 
 
 def test_out_of_range_is_refused_before_any_call(nginx, capsys):
-    _, calls = nginx
+    calls = nginx[1]
     rc, result = run_module({"container": "lb", "new_weight": 140, "shadow_percent": 0}, capsys)
     assert rc == 1 and "new_weight must be a whole number from 0 to 100" in result["msg"]
     assert calls == []

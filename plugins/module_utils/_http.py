@@ -1,4 +1,5 @@
-"""The collection's one HTTP client: every module reads ``/metrics``, health and Prometheus through here.
+"""Private to this collection: its one HTTP client. Every module reads ``/metrics``, health and
+Prometheus through here.
 
 It wraps ``ansible.module_utils.urls.open_url`` (proxies, TLS options and CA handling users already
 configure for Ansible) and turns every transport failure into one exception type, so callers decide
