@@ -12,4 +12,5 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import tests.support  # noqa: F401  (puts collections/ on sys.path)
+# Imported for its effect: it puts collections/ on sys.path.
+import tests.support  # noqa: F401  # pylint: disable=unused-import

@@ -51,6 +51,8 @@ options:
     description: Port settings to check (name to value), each a whole number 1-65535.
     type: dict
     default: {}
+extends_documentation_fragment:
+  - msgroute.rollout.attributes
 attributes:
   check_mode:
     support: full

@@ -73,7 +73,7 @@ REFUSED = [
 ]
 
 
-@pytest.mark.parametrize(("playbook", "extra", "says"), REFUSED, ids=[f"{p}:{e}" for p, e, _ in REFUSED])
+@pytest.mark.parametrize(("playbook", "extra", "says"), REFUSED, ids=[f"{p}:{e}" for p, e, _says in REFUSED])
 def test_a_bad_setting_is_refused_before_anything_changes(prepared, playbook, extra, says):
     before = world()
     run = run_playbook(playbook, "-e", json.dumps(extra))

@@ -30,7 +30,7 @@ class Process:
         """SIGTERM, wait, and return (exit code, stderr)."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-        _, err = self.proc.communicate(timeout=timeout)
+        _out, err = self.proc.communicate(timeout=timeout)
         return self.proc.returncode, err or ""
 
     def kill(self) -> None:
