@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 
 from router_app import metrics
 from router_app.breaker import CircuitBreaker
-from router_app.httpclient import DeliveryError, HttpDestination
+from router_app.httpclient import DeliveryError, HttpDestination, InvalidHeader
 from router_app.logs import RateLimitedLog, get_logger
 from router_app.queues import Envelope, QueueSet
 from router_app.strategy import RoutingStrategy
@@ -143,6 +143,9 @@ class Dispatcher:
             if result == "ok":
                 self._finish(envelope, "delivered", "")
                 return
+            if result == "unsendable":
+                self._finish(envelope, "refused", "a header would hold CR, LF or NUL; nothing was sent")
+                return
             if result == "refused":
                 self._finish(envelope, "refused", f"{name} refused the message")
                 return
@@ -168,6 +171,12 @@ class Dispatcher:
         status = 0
         try:
             status, _ = await client.post(envelope.body, headers)
+        except InvalidHeader:
+            # Nothing was sent: the message itself cannot be written as a request (no destination could
+            # take it), so it is not the destination's failure and not worth a retry.
+            breaker.abandon()
+            self.strategy.cancel(name)
+            return "unsendable"
         except DeliveryError as exc:
             self._problems.warning(f"delivery to {name} failed: {exc}", message_id=envelope.message_id)
         except Exception:  # a bug here must not leak the in-flight count or a half-open probe slot

@@ -207,7 +207,7 @@ def test_expired_message_is_not_delivered() -> None:
     assert engine.strategy.loads["a"].pending == 0
 
 
-@pytest.mark.parametrize(("ttl_ms", "expected"), [(None, 30.0), (0, 30.0), (5000, 5.0), (10**9, 3600.0)])
+@pytest.mark.parametrize(("ttl_ms", "expected"), [(None, 30.0), (0, 30.0), (5000, 5.0), (86_400_000, 3600.0)])
 def test_ttl_defaults_and_cap(ttl_ms: int | None, expected: float) -> None:
     engine = engine_with({"a": FakeDestination()})
     assert engine._ttl_s(message(1, ttl_ms=ttl_ms)) == expected
