@@ -50,6 +50,8 @@ class Dispatcher:
         self._problems = RateLimitedLog(self._log, interval_s=1.0)
         self.busy = 0
         self.abandoned = 0
+        self._closing = False
+        self._delivering: set[asyncio.Task[None]] = set()
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 
@@ -60,10 +62,22 @@ class Dispatcher:
         self._sweeper = asyncio.create_task(self._sweep(), name="queue-sweeper")
 
     async def drain(self, timeout_s: float) -> int:
-        """Deliver until the queues are empty or ``timeout_s`` passed; abandon (and report) the rest."""
+        """Deliver until the queues are empty or ``timeout_s`` passed; abandon (and report) the rest.
+
+        At the deadline no new delivery starts, but one already sent gets up to one attempt timeout to end
+        with its real outcome: cancelling it mid-request would report "abandoned" for a message the
+        destination may already hold."""
         deadline = self.clock() + timeout_s
         while (self.queues.depth or self.busy) and self.clock() < deadline:
             await asyncio.sleep(0.02)
+        self._closing = True
+        in_flight = set(self._delivering)
+        idle = [task for task in self._workers if task not in in_flight]
+        for task in [*idle, *([self._sweeper] if self._sweeper else [])]:
+            task.cancel()
+        if in_flight:
+            grace = max((client.timeout_s for client in self.clients.values()), default=0.0)
+            await asyncio.wait(in_flight, timeout=grace)
         tasks = [*self._workers, *([self._sweeper] if self._sweeper else [])]
         for task in tasks:
             task.cancel()
@@ -92,18 +106,27 @@ class Dispatcher:
         self._finish(envelope, "expired", "TTL ran out before dispatch")
 
     async def _work(self) -> None:
-        while True:
+        task = asyncio.current_task()
+        assert task is not None
+        while not self._closing:
             envelope = await self.queues.get(self.clock)
             self.strategy.unassign(envelope.destination)
             self.busy += 1
+            self._delivering.add(task)
             try:
                 await self.deliver(envelope)
             except asyncio.CancelledError:
                 self.abandoned += 1
-                self._finish(envelope, "abandoned", "delivery cancelled by the shutdown drain deadline")
+                self._finish(
+                    envelope,
+                    "abandoned",
+                    "delivery in flight was cancelled at the end of the shutdown drain; "
+                    "the destination may have received it",
+                )
                 raise
             finally:
                 self.busy -= 1
+                self._delivering.discard(task)
 
     def _pick(self, envelope: Envelope) -> str | None:
         """The assigned destination if it may be tried, else the least-loaded available one not yet tried."""
@@ -129,6 +152,10 @@ class Dispatcher:
         while True:
             if self.clock() >= envelope.deadline:
                 self._finish(envelope, "expired", "TTL ran out during delivery attempts")
+                return
+            if self._closing and envelope.attempts:
+                self.abandoned += 1
+                self._finish(envelope, "abandoned", "not retried: the shutdown drain ended")
                 return
             name = self._pick(envelope)
             if name is None:  # every breaker is open: wait for one to half-open, within the TTL
@@ -210,11 +237,17 @@ class Dispatcher:
 
     def _finish(self, envelope: Envelope, outcome: str, why: str) -> None:
         metrics.DELIVERIES.labels(envelope.classification, outcome).inc()
-        if outcome != "delivered":
-            self._problems.error(
-                f"message {outcome}: {why}",
-                message_id=envelope.message_id,
-                message_class=envelope.classification,
-                request_id=envelope.request_id,
-                attempts=envelope.attempts,
-            )
+        if outcome == "delivered":
+            return
+        fields = {
+            "message_id": envelope.message_id,
+            "message_class": envelope.classification,
+            "request_id": envelope.request_id,
+            "attempts": envelope.attempts,
+            "outcome": outcome,
+        }
+        if outcome == "abandoned":
+            # Once, at shutdown, and the last word on these messages: every id is logged, never held back.
+            self._log.error(f"message {outcome}: {why}", extra={"fields": fields})
+        else:
+            self._problems.error(f"message {outcome}: {why}", **fields)
