@@ -170,7 +170,7 @@ class EdgeApp:
         for name, value in headers:
             if name == b"content-length":
                 # A non-numeric length never reaches here (the parser refuses it); be safe all the same.
-                head.declared = int(value) if value.isdigit() else self.max_body + 1
+                head.declared = int(value) if value.isdigit() and len(value) < 19 else self.max_body + 1
             elif name == b"content-type":
                 head.json = _JSON_TYPE_RE.fullmatch(value) is not None
             elif name == b"transfer-encoding":
@@ -349,10 +349,13 @@ class EdgeApp:
         if has_duplicate_keys(body, keys):
             await self._respond(send, 422, DUPLICATE_KEY, request_id)
             return
+        raws = batch_items(body)
+        if len(raws) != len(batch.messages):  # a bug in the scanner: refuse before admitting anything
+            raise RuntimeError(f"found {len(raws)} raw items for {len(batch.messages)} messages")
         results = []
         retry_after = None
         # Each message is delivered as it would have been posted alone: its own bytes, as sent.
-        for message, raw in zip(batch.messages, batch_items(body), strict=True):
+        for message, raw in zip(batch.messages, raws, strict=True):
             try:
                 answer = await self.engine.submit(message, raw, head.mirrored, request_id.decode())
             except Exception:

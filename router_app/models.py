@@ -24,6 +24,7 @@ TEXT_PATTERN = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]*$"
 MAX_TTL_MS = 86_400_000  # the largest ROUTER_MAX_TTL_MS; the service's own maximum then caps it
 MetaKey = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=NAME_PATTERN)]
 MetaValue = Annotated[str, StringConstraints(max_length=256, pattern=TEXT_PATTERN)]
+ClassName = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=NAME_PATTERN)]
 Outcome = Literal["queued", "decided", "shadow", "duplicate"]
 
 
@@ -133,8 +134,12 @@ class FaultUpdate(BaseModel):
 
     enabled: bool | None = None
     latency_ms: float | None = Field(default=None, ge=0, le=60_000)
-    latency_ms_by_class: dict[str, Annotated[float, Field(ge=0, le=60_000)]] | None = None
-    error_rate_by_class: dict[str, Annotated[float, Field(ge=0, le=1)]] | None = None
+    latency_ms_by_class: dict[ClassName, Annotated[float, Field(ge=0, le=60_000)]] | None = Field(
+        default=None, max_length=64
+    )
+    error_rate_by_class: dict[ClassName, Annotated[float, Field(ge=0, le=1)]] | None = Field(
+        default=None, max_length=64
+    )
     error_rate: float | None = Field(default=None, ge=0, le=1)
     memory_growth_kb: float | None = Field(default=None, ge=0, le=1024)
     memory_max_mb: float | None = Field(default=None, ge=0, le=4096)

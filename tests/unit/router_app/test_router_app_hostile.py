@@ -434,6 +434,30 @@ def test_batch_items_are_the_senders_bytes() -> None:
     assert batch_items(body) == items
 
 
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    items=st.lists(st.dictionaries(st.text(max_size=5), JSON_VALUES, max_size=4), min_size=1, max_size=5),
+    space=st.sampled_from(["", " ", "\n", "\t ", "\r\n"]),
+    ascii_only=st.booleans(),
+)
+def test_batch_items_finds_each_item_whatever_its_content(
+    items: list[dict[str, Any]], space: str, ascii_only: bool
+) -> None:
+    raws = [json.dumps(item, ensure_ascii=ascii_only).encode() for item in items]
+    body = f'{space}{{{space}"messages"{space}:{space}[{space}'.encode()
+    body += f"{space},{space}".encode().join(raws) + f"{space}]{space}}}{space}".encode()
+    assert batch_items(body) == raws
+
+
 def test_redis_passwords_never_reach_a_log_line() -> None:
     with pytest.raises(ConfigError) as bad:
         load_settings({"ROUTER_REDIS_URL": "ftp://user:hunter2@h/0"})
