@@ -247,23 +247,22 @@ class EdgeApp:
         detail = {"detail": f"request body exceeds {self.max_body} bytes"}
         await self._respond(send, 413, detail, request_id, extra=_CLOSE)
 
-    async def _read_request(
-        self, receive: Receive, send: Send, head: Head, request_id: bytes
-    ) -> bytes | None:
-        """The body of a routing request, or ``None`` once it was refused (415, 413, client gone)."""
+    async def _read_request(self, receive: Receive, send: Send, head: Head, request_id: bytes) -> bytes | int:
+        """The body of a routing request, or the status it was refused with (415, 413, 400 client gone)."""
         if not head.json:
             detail = {"detail": "Content-Type must be application/json"}
             await self._respond(send, 415, detail, request_id, extra=_CLOSE)
-            return None
+            return 415
         try:
             return await self._read_body(receive, head.declared)
         except BodyTooLarge:
             await self._too_large(send, request_id)
+            return 413
         except ClientGone:
             await self._respond(
                 send, 400, {"detail": "client disconnected before sending the body"}, request_id
             )
-        return None
+            return 400
 
     async def _internal_error(self, send: Send, request_id: bytes) -> None:
         """A 500 if the answer has not started yet; otherwise the connection is beyond saving (logged)."""
@@ -300,8 +299,8 @@ class EdgeApp:
         self, receive: Receive, send: Send, request_id: bytes, head: Head
     ) -> tuple[int, str | None]:
         body = await self._read_request(receive, send, head, request_id)
-        if body is None:
-            return 400, None  # counted as a client error, whichever 4xx was answered
+        if isinstance(body, int):
+            return body, None
         try:
             message = RouteRequest.model_validate_json(body)
         except ValidationError as exc:
@@ -333,7 +332,7 @@ class EdgeApp:
 
     async def _route_batch(self, receive: Receive, send: Send, request_id: bytes, head: Head) -> None:
         body = await self._read_request(receive, send, head, request_id)
-        if body is None:
+        if isinstance(body, int):
             return
         try:
             batch = BatchRequest.model_validate_json(body)
