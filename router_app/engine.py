@@ -8,7 +8,11 @@ Order of admission for live traffic, chosen so that nothing is half-done when a 
    already known: then it is a duplicate like in step 4);
 4. claim the message id in the idempotency store with the decision: an earlier claim means a duplicate,
    answered with the earlier decision, and the reserved slot is given back;
-5. commit the message to the queue; dispatch delivers it later.
+5. count the message against its destination (pending) and commit it to the queue; dispatch delivers it.
+
+Anything that fails after step 3 started (a bug, a store error, a cancelled request) gives back, in reverse
+order, everything taken so far — the pending count, the claim (``release``: only if it is still ours), the
+queue slot — through one ``Reservations`` list: a failed admission leaves no trace, and the same id is new.
 
 Mirrored traffic (shadow mode or ``X-Msgroute-Mirrored: 1``) stops after the decision: it only *reads* the
 idempotency store and never queues, so it has no side effects. Without destination URLs (decide-only) the
