@@ -7,18 +7,18 @@ routing endpoints that the edge layer answers itself.
 
 from __future__ import annotations
 
-import hmac
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Header, Response
+from fastapi import FastAPI, Header, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from router_app import metrics
 from router_app.config import Settings, load_settings
-from router_app.edge import BATCH_PATH, ROUTE_PATH, EdgeApp
+from router_app.edge import BATCH_PATH, ROUTE_PATH, EdgeApp, error_items
 from router_app.engine import RoutingEngine
 from router_app.lifecycle import Lifecycle
 from router_app.logs import get_logger
@@ -28,7 +28,8 @@ ROUTE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"model": RouteDecision, "description": "Routing decision"},
     400: {"model": ErrorBody, "description": "Body is not valid JSON"},
     413: {"model": ErrorBody, "description": "Body over ROUTER_MAX_BODY_BYTES"},
-    422: {"model": ErrorBody, "description": "Body breaks the schema"},
+    415: {"model": ErrorBody, "description": "Content-Type is not application/json"},
+    422: {"model": ErrorBody, "description": "Body breaks the schema (loc names the field) or repeats a key"},
     429: {"model": ErrorBody, "description": "Class queue full; retry after the Retry-After header"},
     503: {
         "model": ErrorBody,
@@ -41,19 +42,9 @@ ADMIN_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "Body is not valid JSON"},
     401: {"model": ErrorBody, "description": "Bearer token missing or wrong"},
     404: {"model": ErrorBody, "description": "Admin endpoints disabled (no ROUTER_ADMIN_TOKEN)"},
+    413: {"model": ErrorBody, "description": "Body over ROUTER_MAX_BODY_BYTES"},
+    422: {"model": ErrorBody, "description": "Body breaks the schema"},
 }
-
-
-def _require_admin(settings: Settings, authorization: str | None) -> JSONResponse | None:
-    """``None`` when the bearer token is right; otherwise the refusal (404 when no token is configured)."""
-    if settings.admin_token is None:
-        return JSONResponse({"detail": "admin endpoints are disabled (ROUTER_ADMIN_TOKEN is not set)"}, 404)
-    scheme, _, token = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), settings.admin_token.encode()):
-        return JSONResponse(
-            {"detail": "admin token missing or wrong"}, 401, headers={"WWW-Authenticate": "Bearer"}
-        )
-    return None
 
 
 def create_app(settings: Settings | None = None, engine: RoutingEngine | None = None) -> EdgeApp:
@@ -132,15 +123,19 @@ def create_app(settings: Settings | None = None, engine: RoutingEngine | None = 
         content, content_type = metrics.render()
         return Response(content, media_type=content_type)
 
+    @api.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        status, errors = error_items(exc.errors())  # the routing endpoints' shape: input never echoed
+        return JSONResponse({"detail": errors}, status)
+
+    # The bearer token of every /admin/ path is checked by the edge layer before any body is read; the
+    # Authorization parameters below only document it.
     @api.get("/admin/faults", summary="Fault injection settings (bearer token)", responses=ADMIN_RESPONSES)
     async def get_faults(authorization: Annotated[str | None, Header()] = None) -> Any:
-        return _require_admin(settings, authorization) or engine.faults.describe()
+        return engine.faults.describe()
 
     @api.put("/admin/faults", summary="Change fault injection (bearer token)", responses=ADMIN_RESPONSES)
     async def put_faults(update: FaultUpdate, authorization: Annotated[str | None, Header()] = None) -> Any:
-        refused = _require_admin(settings, authorization)
-        if refused is not None:
-            return refused
         named = set(update.latency_ms_by_class or {}) | set(update.error_rate_by_class or {})
         unknown = sorted(named - set(engine.rules.classes))
         if unknown:
@@ -149,15 +144,22 @@ def create_app(settings: Settings | None = None, engine: RoutingEngine | None = 
         log.warning("fault injection changed", extra={"fields": {"faults": engine.faults.describe()}})
         return engine.faults.describe()
 
-    @api.delete("/admin/faults", summary="Turn fault injection off (bearer token)", responses=ADMIN_RESPONSES)
+    @api.delete(
+        "/admin/faults",
+        summary="Turn fault injection off and clear its settings (bearer token)",
+        responses=ADMIN_RESPONSES,
+    )
     async def delete_faults(authorization: Annotated[str | None, Header()] = None) -> Any:
-        refused = _require_admin(settings, authorization)
-        if refused is not None:
-            return refused
-        engine.faults.configure(enabled=False)
+        engine.faults.reset()
         log.warning("fault injection turned off", extra={"fields": {"faults": engine.faults.describe()}})
         return engine.faults.describe()
 
     return EdgeApp(
-        api, engine, settings.version, settings.mode, settings.max_body_bytes, settings.max_batch_size
+        api,
+        engine,
+        settings.version,
+        settings.mode,
+        settings.max_body_bytes,
+        settings.max_batch_size,
+        settings.admin_token,
     )

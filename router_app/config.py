@@ -63,6 +63,13 @@ class Settings:
     admin_token: str | None = None
     max_body_bytes: int = 64 * 1024
     max_batch_size: int = 100
+    max_request_line_bytes: int = 8 * 1024
+    max_header_bytes: int = 16 * 1024
+    max_headers: int = 100
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 10.0
+    keepalive_timeout_s: float = 5.0
+    max_connections: int = 1024
     destinations: tuple[str, ...] = ("dest-a", "dest-b")
     # name -> URL; empty means decide-only: the engine answers where a message goes but dispatches nothing.
     destination_urls: dict[str, str] = field(default_factory=dict)
@@ -173,19 +180,33 @@ def _url(value: object, label: str) -> str:
     try:
         parts.port  # noqa: B018 - raises on a bad port
     except ValueError:
-        raise ConfigError(label, f"has an invalid port: {text!r}") from None
+        raise ConfigError(label, f"has an invalid port: {masked_url(text)!r}") from None
     if parts.scheme != "http" or not parts.hostname or parts.query or parts.fragment or parts.username:
         raise ConfigError(
-            label, f"must be http://HOST[:PORT][/PATH] without query or credentials, got {text!r}"
+            label, f"must be http://HOST[:PORT][/PATH] without query or credentials, got {masked_url(text)!r}"
         )
     return text
 
 
+_SECRET_PARAM = re.compile(r"([?&][^=&]*(?:pass|secret|token|auth)[^=&]*=)[^&#]*", re.IGNORECASE)
+
+
+def masked_url(url: str) -> str:
+    """``url`` safe to log: the userinfo (``user:password@``) and secret-looking query values masked."""
+    url = re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^@/?#]*@", r"\1***@", url)
+    return _SECRET_PARAM.sub(r"\1***", url)
+
+
 def _redis_url(value: object, label: str) -> str:
     text = _text(value, label)
-    parts = urlsplit(text)
-    if parts.scheme not in ("redis", "rediss", "unix") or not (parts.hostname or parts.path):
-        raise ConfigError(label, f"must be a redis://HOST:PORT[/DB] URL, got {text!r}")
+    try:
+        parts = urlsplit(text)
+        valid = parts.scheme in ("redis", "rediss", "unix") and bool(parts.hostname or parts.path)
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        valid = False
+    if not valid:
+        raise ConfigError(label, f"must be a redis://HOST:PORT[/DB] URL, got {masked_url(text)!r}")
     return text
 
 
@@ -297,6 +318,28 @@ SPECS: tuple[Spec, ...] = (
     Spec("admin_token", "ROUTER_ADMIN_TOKEN", None, _token),
     Spec("max_body_bytes", "ROUTER_MAX_BODY_BYTES", "limits.max_body_bytes", _int(256, 16 << 20)),
     Spec("max_batch_size", "ROUTER_MAX_BATCH_SIZE", "limits.max_batch_size", _int(1, 10_000)),
+    Spec(
+        "max_request_line_bytes",
+        "ROUTER_MAX_REQUEST_LINE_BYTES",
+        "limits.max_request_line_bytes",
+        _int(256, 1 << 20),
+    ),
+    Spec("max_header_bytes", "ROUTER_MAX_HEADER_BYTES", "limits.max_header_bytes", _int(1024, 1 << 20)),
+    Spec("max_headers", "ROUTER_MAX_HEADERS", "limits.max_headers", _int(8, 1000)),
+    Spec(
+        "header_timeout_s",
+        "ROUTER_HEADER_TIMEOUT_S",
+        "limits.header_timeout_s",
+        _float(0, 300, low_open=True),
+    ),
+    Spec("body_timeout_s", "ROUTER_BODY_TIMEOUT_S", "limits.body_timeout_s", _float(0, 300, low_open=True)),
+    Spec(
+        "keepalive_timeout_s",
+        "ROUTER_KEEPALIVE_TIMEOUT_S",
+        "limits.keepalive_timeout_s",
+        _float(0, 300, low_open=True),
+    ),
+    Spec("max_connections", "ROUTER_MAX_CONNECTIONS", "limits.max_connections", _int(1, 1_000_000)),
     Spec("destinations", "ROUTER_DESTINATIONS", "destinations", _destinations),
     Spec("rules_file", "ROUTER_RULES_FILE", "rules_file", _optional_path),
     Spec("default_ttl_ms", "ROUTER_DEFAULT_TTL_MS", "queues.default_ttl_ms", _int(1, 86_400_000)),
@@ -439,6 +482,10 @@ def _finish(settings: Settings, env: Mapping[str, str]) -> Settings:
     """Cross-field checks, and fault settings zeroed unless fault injection is on."""
     if settings.default_ttl_ms > settings.max_ttl_ms:
         raise ConfigError(_blame(env, "default_ttl_ms"), "must not exceed the maximum TTL")
+    if settings.max_request_line_bytes > settings.max_header_bytes:
+        raise ConfigError(
+            _blame(env, "max_request_line_bytes"), "must not exceed the request head limit (max_header_bytes)"
+        )
     settings = _replace(settings, flags={**Settings().flags, **settings.flags})
     if not settings.fault_injection:
         settings = _replace(

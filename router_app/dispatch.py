@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 
 from router_app import metrics
 from router_app.breaker import CircuitBreaker
-from router_app.httpclient import DeliveryError, HttpDestination
+from router_app.httpclient import DeliveryError, HttpDestination, InvalidHeader
 from router_app.logs import RateLimitedLog, get_logger
 from router_app.queues import Envelope, QueueSet
 from router_app.strategy import RoutingStrategy
@@ -50,6 +50,8 @@ class Dispatcher:
         self._problems = RateLimitedLog(self._log, interval_s=1.0)
         self.busy = 0
         self.abandoned = 0
+        self._closing = False
+        self._delivering: set[asyncio.Task[None]] = set()
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 
@@ -60,10 +62,22 @@ class Dispatcher:
         self._sweeper = asyncio.create_task(self._sweep(), name="queue-sweeper")
 
     async def drain(self, timeout_s: float) -> int:
-        """Deliver until the queues are empty or ``timeout_s`` passed; abandon (and report) the rest."""
+        """Deliver until the queues are empty or ``timeout_s`` passed; abandon (and report) the rest.
+
+        At the deadline no new delivery starts, but one already sent gets up to one attempt timeout to end
+        with its real outcome: cancelling it mid-request would report "abandoned" for a message the
+        destination may already hold."""
         deadline = self.clock() + timeout_s
         while (self.queues.depth or self.busy) and self.clock() < deadline:
             await asyncio.sleep(0.02)
+        self._closing = True
+        in_flight = set(self._delivering)
+        idle = [task for task in self._workers if task not in in_flight]
+        for task in [*idle, *([self._sweeper] if self._sweeper else [])]:
+            task.cancel()
+        if in_flight:
+            grace = max((client.timeout_s for client in self.clients.values()), default=0.0)
+            await asyncio.wait(in_flight, timeout=grace)
         tasks = [*self._workers, *([self._sweeper] if self._sweeper else [])]
         for task in tasks:
             task.cancel()
@@ -92,18 +106,27 @@ class Dispatcher:
         self._finish(envelope, "expired", "TTL ran out before dispatch")
 
     async def _work(self) -> None:
-        while True:
+        task = asyncio.current_task()
+        assert task is not None
+        while not self._closing:
             envelope = await self.queues.get(self.clock)
             self.strategy.unassign(envelope.destination)
             self.busy += 1
+            self._delivering.add(task)
             try:
                 await self.deliver(envelope)
             except asyncio.CancelledError:
                 self.abandoned += 1
-                self._finish(envelope, "abandoned", "delivery cancelled by the shutdown drain deadline")
+                self._finish(
+                    envelope,
+                    "abandoned",
+                    "delivery in flight was cancelled at the end of the shutdown drain; "
+                    "the destination may have received it",
+                )
                 raise
             finally:
                 self.busy -= 1
+                self._delivering.discard(task)
 
     def _pick(self, envelope: Envelope) -> str | None:
         """The assigned destination if it may be tried, else the least-loaded available one not yet tried."""
@@ -130,6 +153,10 @@ class Dispatcher:
             if self.clock() >= envelope.deadline:
                 self._finish(envelope, "expired", "TTL ran out during delivery attempts")
                 return
+            if self._closing and envelope.attempts:
+                self.abandoned += 1
+                self._finish(envelope, "abandoned", "not retried: the shutdown drain ended")
+                return
             name = self._pick(envelope)
             if name is None:  # every breaker is open: wait for one to half-open, within the TTL
                 wait = min(b.seconds_until_retry() for b in self.breakers.values())
@@ -142,6 +169,9 @@ class Dispatcher:
             result = await self._attempt(name, envelope)
             if result == "ok":
                 self._finish(envelope, "delivered", "")
+                return
+            if result == "unsendable":
+                self._finish(envelope, "refused", "a header would hold CR, LF or NUL; nothing was sent")
                 return
             if result == "refused":
                 self._finish(envelope, "refused", f"{name} refused the message")
@@ -168,6 +198,12 @@ class Dispatcher:
         status = 0
         try:
             status, _ = await client.post(envelope.body, headers)
+        except InvalidHeader:
+            # Nothing was sent: the message itself cannot be written as a request (no destination could
+            # take it), so it is not the destination's failure and not worth a retry.
+            breaker.abandon()
+            self.strategy.cancel(name)
+            return "unsendable"
         except DeliveryError as exc:
             self._problems.warning(f"delivery to {name} failed: {exc}", message_id=envelope.message_id)
         except Exception:  # a bug here must not leak the in-flight count or a half-open probe slot
@@ -201,11 +237,17 @@ class Dispatcher:
 
     def _finish(self, envelope: Envelope, outcome: str, why: str) -> None:
         metrics.DELIVERIES.labels(envelope.classification, outcome).inc()
-        if outcome != "delivered":
-            self._problems.error(
-                f"message {outcome}: {why}",
-                message_id=envelope.message_id,
-                message_class=envelope.classification,
-                request_id=envelope.request_id,
-                attempts=envelope.attempts,
-            )
+        if outcome == "delivered":
+            return
+        fields = {
+            "message_id": envelope.message_id,
+            "message_class": envelope.classification,
+            "request_id": envelope.request_id,
+            "attempts": envelope.attempts,
+            "outcome": outcome,
+        }
+        if outcome == "abandoned":
+            # Once, at shutdown, and the last word on these messages: every id is logged, never held back.
+            self._log.error(f"message {outcome}: {why}", extra={"fields": fields})
+        else:
+            self._problems.error(f"message {outcome}: {why}", **fields)

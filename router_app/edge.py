@@ -12,6 +12,7 @@ Because this layer wraps everything, every answer (500s included) carries ``X-Ro
 from __future__ import annotations
 
 import contextlib
+import hmac
 import itertools
 import os
 import re
@@ -27,12 +28,17 @@ from router_app import metrics
 from router_app.engine import Answer, RoutingEngine
 from router_app.logs import get_logger, request_id_var
 from router_app.models import BatchRequest, RouteRequest
+from router_app.rawjson import batch_items, count_keys, has_duplicate_keys
 
 ROUTE_PATH = "/v1/route"
 BATCH_PATH = "/v1/route/batch"
 MIRRORED_HEADER = b"x-msgroute-mirrored"
 REQUEST_ID_HEADER = b"x-request-id"
-_REQUEST_ID_RE = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
+ADMIN_PREFIX = "/admin/"
+_REQUEST_ID_RE = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
+# Only JSON is routed: a browser may POST text/plain, a form or multipart cross-site without a preflight.
+_JSON_TYPE_RE = re.compile(rb"application/(?:[a-z0-9.+-]*\+)?json\s*(?:;.*)?", re.IGNORECASE)
+_CLOSE = [(b"connection", b"close")]
 
 
 class BodyTooLarge(Exception):
@@ -43,14 +49,43 @@ class ClientGone(Exception):
     """The client disconnected before sending the whole body."""
 
 
-def validation_errors(exc: ValidationError) -> tuple[int, list[dict[str, Any]]]:
-    """400 for a body that is not JSON at all, 422 for JSON that breaks the schema; input is never echoed."""
-    errors = [
-        {"type": e["type"], "loc": list(e["loc"]), "msg": e["msg"]}
-        for e in exc.errors(include_url=False, include_context=False, include_input=False)
-    ]
+def error_items(raw: Iterable[dict[str, Any]]) -> tuple[int, list[dict[str, Any]]]:
+    """400 for a body that is not JSON at all, 422 for JSON that breaks the schema (``loc`` names the
+    field); the input is never echoed."""
+    errors = [{"type": e["type"], "loc": list(e["loc"]), "msg": e["msg"]} for e in raw]
     status = 400 if any(e["type"] == "json_invalid" for e in errors) else 422
     return status, errors
+
+
+def validation_errors(exc: ValidationError) -> tuple[int, list[dict[str, Any]]]:
+    return error_items(exc.errors(include_url=False, include_context=False, include_input=False))
+
+
+DUPLICATE_KEY = {"detail": [{"type": "duplicate_key", "loc": [], "msg": "an object repeats a key"}]}
+
+
+def admin_refusal(admin_token: str | None, authorization: bytes | None) -> tuple[int, str] | None:
+    """``None`` when the bearer token is right; otherwise the status and why (404 when no token is set)."""
+    if admin_token is None:
+        return 404, "admin endpoints are disabled (ROUTER_ADMIN_TOKEN is not set)"
+    scheme, _, token = (authorization or b"").partition(b" ")
+    if scheme.lower() != b"bearer" or not hmac.compare_digest(token.strip(), admin_token.encode()):
+        return 401, "admin token missing or wrong"
+    return None
+
+
+class Head:
+    """What the edge reads from a request's headers, in one pass."""
+
+    __slots__ = ("authorization", "chunked", "declared", "json", "mirrored", "request_id")
+
+    def __init__(self) -> None:
+        self.request_id: bytes | None = None
+        self.mirrored = False
+        self.declared: int | None = None
+        self.chunked = False
+        self.json = False
+        self.authorization: bytes | None = None
 
 
 class RequestIds:
@@ -68,7 +103,14 @@ class EdgeApp:
     """The ASGI application uvicorn serves."""
 
     def __init__(
-        self, api: Any, engine: RoutingEngine, version: str, mode: str, max_body: int, max_batch: int
+        self,
+        api: Any,
+        engine: RoutingEngine,
+        version: str,
+        mode: str,
+        max_body: int,
+        max_batch: int,
+        admin_token: str | None = None,
     ):
         self.api = api
         self.state = api.state
@@ -76,6 +118,7 @@ class EdgeApp:
         self.shadow_mode = mode == "shadow"
         self.max_body = max_body
         self.max_batch = max_batch
+        self.admin_token = admin_token
         self.stamp = [(b"x-router-version", version.encode()), (b"x-router-mode", mode.encode())]
         self.ids = RequestIds()
         self._log = get_logger()
@@ -90,28 +133,55 @@ class EdgeApp:
         elif path == BATCH_PATH and scope["method"] == "POST":
             await self._batch(scope, receive, send)
         else:
-            request_id = self._request_id(scope["headers"])[0]
+            head = self._head(scope["headers"])
+            request_id = head.request_id or self.ids.next().encode()
             token = request_id_var.set(request_id.decode())
             try:
-                await self.api(scope, receive, self._stamping(send, request_id))
+                await self._other(scope, receive, send, head, request_id)
             finally:
                 request_id_var.reset(token)
 
+    async def _other(self, scope: Scope, receive: Receive, send: Send, head: Head, request_id: bytes) -> None:
+        """FastAPI's paths, behind the same gates as routing: the admin token, then the body limit, both
+        before a byte of the body is read (FastAPI itself would read and parse any body first)."""
+        if scope["path"].startswith(ADMIN_PREFIX):
+            refused = admin_refusal(self.admin_token, head.authorization)
+            if refused is not None:
+                status, detail = refused
+                extra = [(b"www-authenticate", b"Bearer")] if status == 401 else []
+                await self._respond(send, status, {"detail": detail}, request_id, extra=[*extra, *_CLOSE])
+                return
+        if head.declared is not None or head.chunked:
+            try:
+                body = await self._read_body(receive, head.declared)
+            except BodyTooLarge:
+                await self._too_large(send, request_id)
+                return
+            except ClientGone:
+                return
+            receive = _replay(body, receive)
+        await self.api(scope, receive, self._stamping(send, request_id))
+
     # -- helpers ---------------------------------------------------------------------------------------------
 
-    def _request_id(self, headers: Iterable[tuple[bytes, bytes]]) -> tuple[bytes, bool, int | None]:
-        """(request id, mirrored, declared content length) from one pass over the headers."""
-        request_id = None
-        mirrored = self.shadow_mode
-        declared = None
+    def _head(self, headers: Iterable[tuple[bytes, bytes]]) -> Head:
+        head = Head()
+        head.mirrored = self.shadow_mode
         for name, value in headers:
             if name == b"content-length":
-                declared = int(value) if value.isdigit() else None
+                # A non-numeric length never reaches here (the parser refuses it); be safe all the same.
+                head.declared = int(value) if value.isdigit() and len(value) < 19 else self.max_body + 1
+            elif name == b"content-type":
+                head.json = _JSON_TYPE_RE.fullmatch(value) is not None
+            elif name == b"transfer-encoding":
+                head.chunked = True
             elif name == MIRRORED_HEADER:
-                mirrored = mirrored or value.strip() == b"1"
-            elif name == REQUEST_ID_HEADER and _REQUEST_ID_RE.match(value):
-                request_id = value
-        return request_id or self.ids.next().encode(), mirrored, declared
+                head.mirrored = head.mirrored or value.strip() == b"1"
+            elif name == REQUEST_ID_HEADER and _REQUEST_ID_RE.fullmatch(value):
+                head.request_id = value
+            elif name == b"authorization":
+                head.authorization = value
+        return head
 
     def _stamping(self, send: Send, request_id: bytes) -> Send:
         headers = [*self.stamp, (REQUEST_ID_HEADER, request_id)]
@@ -150,7 +220,13 @@ class EdgeApp:
                 return b"".join(chunks)
 
     async def _respond(
-        self, send: Send, status: int, body: Any, request_id: bytes, retry_after: int | None = None
+        self,
+        send: Send,
+        status: int,
+        body: Any,
+        request_id: bytes,
+        retry_after: int | None = None,
+        extra: list[tuple[bytes, bytes]] | None = None,
     ) -> None:
         payload = orjson.dumps(body)
         headers = [
@@ -161,8 +237,32 @@ class EdgeApp:
         ]
         if retry_after is not None:
             headers.append((b"retry-after", str(retry_after).encode()))
+        if extra:
+            headers.extend(extra)
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
+
+    async def _too_large(self, send: Send, request_id: bytes) -> None:
+        """413, and the connection is closed: the rest of the body is never read."""
+        detail = {"detail": f"request body exceeds {self.max_body} bytes"}
+        await self._respond(send, 413, detail, request_id, extra=_CLOSE)
+
+    async def _read_request(self, receive: Receive, send: Send, head: Head, request_id: bytes) -> bytes | int:
+        """The body of a routing request, or the status it was refused with (415, 413, 400 client gone)."""
+        if not head.json:
+            detail = {"detail": "Content-Type must be application/json"}
+            await self._respond(send, 415, detail, request_id, extra=_CLOSE)
+            return 415
+        try:
+            return await self._read_body(receive, head.declared)
+        except BodyTooLarge:
+            await self._too_large(send, request_id)
+            return 413
+        except ClientGone:
+            await self._respond(
+                send, 400, {"detail": "client disconnected before sending the body"}, request_id
+            )
+            return 400
 
     async def _internal_error(self, send: Send, request_id: bytes) -> None:
         """A 500 if the answer has not started yet; otherwise the connection is beyond saving (logged)."""
@@ -174,13 +274,14 @@ class EdgeApp:
     async def _measured(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Every request to the route path counts for the SLA metrics, whatever its method or outcome."""
         start = time.perf_counter()
-        request_id, mirrored, declared = self._request_id(scope["headers"])
+        head = self._head(scope["headers"])
+        request_id = head.request_id or self.ids.next().encode()
         token = request_id_var.set(request_id.decode())
         status = 500
         message_class = None
         try:
             if scope["method"] == "POST":
-                status, message_class = await self._route(receive, send, request_id, mirrored, declared)
+                status, message_class = await self._route(receive, send, request_id, head)
             else:
                 status = 405
                 await self.api(scope, receive, self._stamping(send, request_id))
@@ -189,33 +290,28 @@ class EdgeApp:
             await self._internal_error(send, request_id)
         finally:
             duration = time.perf_counter() - start
-            metrics.observe_route(status, mirrored, duration)
+            metrics.observe_route(status, head.mirrored, duration)
             if message_class is not None:
                 metrics.observe_message(message_class, duration)
             request_id_var.reset(token)
 
     async def _route(
-        self, receive: Receive, send: Send, request_id: bytes, mirrored: bool, declared: int | None
+        self, receive: Receive, send: Send, request_id: bytes, head: Head
     ) -> tuple[int, str | None]:
-        try:
-            body = await self._read_body(receive, declared)
-        except BodyTooLarge:
-            await self._respond(
-                send, 413, {"detail": f"request body exceeds {self.max_body} bytes"}, request_id
-            )
-            return 413, None
-        except ClientGone:
-            await self._respond(
-                send, 400, {"detail": "client disconnected before sending the body"}, request_id
-            )
-            return 400, None
+        body = await self._read_request(receive, send, head, request_id)
+        if isinstance(body, int):
+            return body, None
         try:
             message = RouteRequest.model_validate_json(body)
         except ValidationError as exc:
             status, errors = validation_errors(exc)
             await self._respond(send, status, {"detail": errors}, request_id)
             return status, None
-        answer = await self.engine.submit(message, body, mirrored, request_id.decode())
+        keys = len(message.model_fields_set) + count_keys(message.metadata, message.payload)
+        if has_duplicate_keys(body, keys):
+            await self._respond(send, 422, DUPLICATE_KEY, request_id)
+            return 422, None
+        answer = await self.engine.submit(message, body, head.mirrored, request_id.decode())
         metrics.count_message(answer.message_class, answer.outcome)
         await self._respond(send, answer.status, answer.body, request_id, answer.retry_after)
         return answer.status, answer.message_class
@@ -223,30 +319,20 @@ class EdgeApp:
     # -- /v1/route/batch -------------------------------------------------------------------------------------
 
     async def _batch(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request_id, mirrored, declared = self._request_id(scope["headers"])
+        head = self._head(scope["headers"])
+        request_id = head.request_id or self.ids.next().encode()
         token = request_id_var.set(request_id.decode())
         try:
-            await self._route_batch(receive, send, request_id, mirrored, declared)
+            await self._route_batch(receive, send, request_id, head)
         except Exception:
             self._log.exception("batch request failed")
             await self._internal_error(send, request_id)
         finally:
             request_id_var.reset(token)
 
-    async def _route_batch(
-        self, receive: Receive, send: Send, request_id: bytes, mirrored: bool, declared: int | None
-    ) -> None:
-        try:
-            body = await self._read_body(receive, declared)
-        except BodyTooLarge:
-            await self._respond(
-                send, 413, {"detail": f"request body exceeds {self.max_body} bytes"}, request_id
-            )
-            return
-        except ClientGone:
-            await self._respond(
-                send, 400, {"detail": "client disconnected before sending the body"}, request_id
-            )
+    async def _route_batch(self, receive: Receive, send: Send, request_id: bytes, head: Head) -> None:
+        body = await self._read_request(receive, send, head, request_id)
+        if isinstance(body, int):
             return
         try:
             batch = BatchRequest.model_validate_json(body)
@@ -258,18 +344,43 @@ class EdgeApp:
             detail = f"a batch holds at most {self.max_batch} messages, got {len(batch.messages)}"
             await self._respond(send, 422, {"detail": detail}, request_id)
             return
+        keys = 1 + sum(len(m.model_fields_set) + count_keys(m.metadata, m.payload) for m in batch.messages)
+        if has_duplicate_keys(body, keys):
+            await self._respond(send, 422, DUPLICATE_KEY, request_id)
+            return
+        raws = batch_items(body)
+        if len(raws) != len(batch.messages):  # a bug in the scanner: refuse before admitting anything
+            raise RuntimeError(f"found {len(raws)} raw items for {len(batch.messages)} messages")
         results = []
         retry_after = None
-        for message in batch.messages:
-            # Each message is delivered as it would have been posted alone.
-            answer = await self.engine.submit(
-                message, message.model_dump_json(exclude_unset=True).encode(), mirrored, request_id.decode()
-            )
+        # Each message is delivered as it would have been posted alone: its own bytes, as sent.
+        for message, raw in zip(batch.messages, raws, strict=True):
+            try:
+                answer = await self.engine.submit(message, raw, head.mirrored, request_id.decode())
+            except Exception:
+                # The engine gave back whatever this message had reserved; the others stand as answered.
+                self._log.exception("batch item failed", extra={"fields": {"message_id": message.id}})
+                results.append({"status": 500, "detail": "internal error", "retry_after_s": None})
+                continue
             metrics.count_message(answer.message_class, answer.outcome)
             results.append(_batch_item(answer))
             if answer.retry_after is not None:
                 retry_after = max(retry_after or 0, answer.retry_after)
         await self._respond(send, 200, {"results": results}, request_id, retry_after)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that hands over the already-read body once, then defers to the real one."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
 
 
 def _batch_item(answer: Answer) -> dict[str, Any]:

@@ -8,7 +8,11 @@ Order of admission for live traffic, chosen so that nothing is half-done when a 
    already known: then it is a duplicate like in step 4);
 4. claim the message id in the idempotency store with the decision: an earlier claim means a duplicate,
    answered with the earlier decision, and the reserved slot is given back;
-5. commit the message to the queue; dispatch delivers it later.
+5. count the message against its destination (pending) and commit it to the queue; dispatch delivers it.
+
+Anything that fails after step 3 started (a bug, a store error, a cancelled request) gives back, in reverse
+order, everything taken so far — the pending count, the claim (``release``: only if it is still ours), the
+queue slot — through one ``Reservations`` list: a failed admission leaves no trace, and the same id is new.
 
 Mirrored traffic (shadow mode or ``X-Msgroute-Mirrored: 1``) stops after the decision: it only *reads* the
 idempotency store and never queues, so it has no side effects. Without destination URLs (decide-only) the
@@ -17,6 +21,7 @@ decision is claimed and answered but nothing is queued.
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
 from collections.abc import Callable
@@ -316,21 +321,23 @@ class RoutingEngine:
             if previous is not None:
                 return self._duplicate(previous, c)
             return self._rejected(queue, c)
+        # From here on every step that takes something (the queue slot, the id's claim, the destination's
+        # pending count) registers how to give it back; any failure before the commit undoes them all, so a
+        # refused or crashed admission leaves the engine exactly as it found it.
+        undo = Reservations()
+        undo.add(queue.release)
         try:
             dest, strategy = self._choose(message.id, candidates)
             decision = self._decision(message, c, dest, strategy, "queued")
             previous = await self.store.claim(message.id, decision)
-        except BaseException:
-            queue.release()
-            raise
-        if previous is not None:
-            queue.release()
-            return self._duplicate(previous, c)
-        now = self.clock()
-        self.strategy.assign(dest)
-        self.queues.commit(
-            queue,
-            Envelope(
+            if previous is not None:
+                await undo.give_back()
+                return self._duplicate(previous, c)
+            undo.add(self.store.release, message.id, decision)
+            self.strategy.assign(dest)
+            undo.add(self.strategy.unassign, dest)
+            now = self.clock()
+            envelope = Envelope(
                 message.id,
                 c.classification,
                 c.priority,
@@ -339,6 +346,30 @@ class RoutingEngine:
                 now + self._ttl_s(message),
                 now,
                 request_id,
-            ),
-        )
+            )
+            self.queues.commit(queue, envelope)
+        except BaseException:
+            await undo.give_back()
+            raise
         return Answer(200, decision, "queued", c.classification)
+
+
+class Reservations:
+    """What an admission took so far, given back in reverse order if it cannot finish."""
+
+    def __init__(self) -> None:
+        self._steps: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
+
+    def add(self, give_back: Callable[..., Any], *args: Any) -> None:
+        self._steps.append((give_back, args))
+
+    async def give_back(self) -> None:
+        log = get_logger()
+        while self._steps:
+            step, args = self._steps.pop()
+            try:
+                result = step(*args)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:  # one step failing to undo must not stop the others
+                log.exception(f"could not give back {getattr(step, '__qualname__', step)}")

@@ -89,6 +89,17 @@ class FaultInjector:
             self._count = 0
             self._count_by_class = {}
 
+    def reset(self) -> None:
+        """Off, and every setting back to nothing: turning it on again later starts from a clean slate."""
+        self.configure(
+            enabled=False,
+            latency_ms=0.0,
+            error_rate=0.0,
+            latency_ms_by_class={},
+            error_rate_by_class={},
+            memory_growth_kb=0.0,
+        )
+
     def latency_s(self, message_class: str) -> float:
         """A class's own latency replaces the fixed one for that class."""
         return self.latency_ms_by_class.get(message_class, self.latency_ms) / 1000.0

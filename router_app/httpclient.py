@@ -8,6 +8,7 @@ fraction of what a general-purpose client spends. It only POSTs and reads one re
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from urllib.parse import urlsplit
 
@@ -20,6 +21,26 @@ MAX_IDLE_S = 4.0
 
 class DeliveryError(Exception):
     """The destination could not be reached or did not answer in time (a breaker failure)."""
+
+
+class InvalidHeader(ValueError):
+    """A header name or value that would change the request's framing (CR, LF, NUL, or a bad name)."""
+
+
+# A header line is one line: a value holding CR or LF would start another header (or the body), and NUL is
+# refused by every parser. Names are RFC 9110 tokens. Checked on every request whatever the caller validated.
+_BAD_VALUE = re.compile(rb"[\r\n\x00]")
+_TOKEN = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def header_lines(headers: list[tuple[bytes, bytes]]) -> bytes:
+    """``Name: value\r\n`` lines; ``InvalidHeader`` (nothing written) if any name or value is unsafe."""
+    for name, value in headers:
+        if not _TOKEN.fullmatch(name):
+            raise InvalidHeader(f"invalid header name {name!r}")
+        if _BAD_VALUE.search(value):
+            raise InvalidHeader(f"header {name.decode()} holds CR, LF or NUL")
+    return b"".join(name + b": " + value + b"\r\n" for name, value in headers)
 
 
 class _Connection(asyncio.Protocol):
@@ -104,11 +125,11 @@ class HttpDestination:
 
     async def post(self, body: bytes, headers: list[tuple[bytes, bytes]]) -> tuple[int, bytes]:
         """Status and body of the answer; ``DeliveryError`` when there is none within the timeout."""
+        lines = header_lines(headers)
         conn: _Connection | None = None
         try:
             async with asyncio.timeout(self.timeout_s):
                 conn = await self._connection()
-                lines = b"".join(name + b": " + value + b"\r\n" for name, value in headers)
                 conn.waiter = asyncio.get_running_loop().create_future()
                 assert conn.transport is not None
                 conn.transport.write(

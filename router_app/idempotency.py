@@ -28,6 +28,7 @@ class IdempotencyStore(Protocol):
 
     async def claim(self, key: str, decision: Decision) -> Decision | None: ...
     async def lookup(self, key: str) -> Decision | None: ...
+    async def release(self, key: str, decision: Decision) -> None: ...
     async def start(self) -> None: ...
     async def close(self) -> None: ...
     def describe(self) -> dict[str, Any]: ...
@@ -118,6 +119,12 @@ class MemoryStore:
     async def claim(self, key: str, decision: Decision) -> Decision | None:
         return self.claim_now(key, decision)
 
+    async def release(self, key: str, decision: Decision) -> None:
+        """Withdraw our own claim (admission failed after it): the id is new again."""
+        entry = self._entries.get(key)
+        if entry is not None and entry[1] == self._intern(decision):
+            del self._entries[key]  # its expiry-queue slot is skipped by _purge
+
     async def lookup(self, key: str) -> Decision | None:
         return self.lookup_now(key)
 
@@ -144,6 +151,11 @@ if previous then return previous end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return false
 """
+# Withdraw a claim only if it is still ours (another engine may have claimed the id since it expired).
+_RELEASE_SCRIPT = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
 
 
 class RedisStore:
@@ -161,6 +173,7 @@ class RedisStore:
             url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, health_check_interval=30
         )
         self._claim = self._client.register_script(_CLAIM_SCRIPT)
+        self._release = self._client.register_script(_RELEASE_SCRIPT)
         self._errors: tuple[type[BaseException], ...] = (aioredis.RedisError, OSError, TimeoutError)
         self.failures = 0
 
@@ -180,6 +193,13 @@ class RedisStore:
             self.failures += 1
             raise StoreUnavailable(str(exc)) from exc
         return None if previous is None else orjson.loads(previous)
+
+    async def release(self, key: str, decision: Decision) -> None:
+        try:
+            await self._release(keys=[self.prefix + key], args=[orjson.dumps(decision)])
+        except self._errors as exc:
+            self.failures += 1
+            raise StoreUnavailable(str(exc)) from exc
 
     async def lookup(self, key: str) -> Decision | None:
         try:

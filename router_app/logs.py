@@ -43,7 +43,9 @@ class JsonFormatter(logging.Formatter):
             entry.update(fields)
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str, ensure_ascii=False)
+        # ASCII only: a message id or metadata with U+2028, U+0085 or another control character must not
+        # split or corrupt the line for a reader that treats them as line ends.
+        return json.dumps(entry, default=str, ensure_ascii=True)
 
 
 def configure_logging(level: str = "INFO") -> None:

@@ -11,8 +11,20 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-MetaKey = Annotated[str, StringConstraints(min_length=1, max_length=64)]
-MetaValue = Annotated[str, StringConstraints(max_length=256)]
+# The input contract (README "Input contract"). Ids, sources and types reach HTTP headers, log lines and the
+# idempotency store, so they are drawn from a declared alphabet: visible ASCII without quotes, backslash,
+# spaces or separators that mean something in a header, a log or a Prometheus label. Metadata is free text
+# for the rules but never carries control characters or line separators (U+2028/U+2029/U+0085).
+ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+ID_CHARS = ALNUM + "._:/@+=~-"  # the first character is ALNUM
+NAME_CHARS = ALNUM + "._:/@+-"
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/@+=~-]*$"
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$"
+TEXT_PATTERN = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]*$"
+MAX_TTL_MS = 86_400_000  # the largest ROUTER_MAX_TTL_MS; the service's own maximum then caps it
+MetaKey = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=NAME_PATTERN)]
+MetaValue = Annotated[str, StringConstraints(max_length=256, pattern=TEXT_PATTERN)]
+ClassName = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=NAME_PATTERN)]
 Outcome = Literal["queued", "decided", "shadow", "duplicate"]
 
 
@@ -21,17 +33,33 @@ class RouteRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
-    id: str = Field(min_length=1, max_length=128, description="Sender's unique message id (idempotency key).")
-    source: str = Field(min_length=1, max_length=256, description="Producing system.")
+    id: str = Field(
+        min_length=1,
+        max_length=128,
+        pattern=ID_PATTERN,
+        description="Sender's unique message id (idempotency key): letters, digits and ._:/@+=~- , "
+        "starting with a letter or digit.",
+    )
+    source: str = Field(
+        min_length=1,
+        max_length=256,
+        pattern=NAME_PATTERN,
+        description="Producing system: letters, digits and ._:/@+- , starting with a letter or digit.",
+    )
     type: str = Field(
-        min_length=1, max_length=128, description="Message type; the main classification input."
+        min_length=1,
+        max_length=128,
+        pattern=NAME_PATTERN,
+        description="Message type; the main classification input (same alphabet as source).",
     )
     priority: int | None = Field(default=None, ge=0, le=9, description="Priority hint, 0 (highest) to 9.")
     ttl_ms: int | None = Field(
         default=None,
         ge=0,
-        description="Time to live in milliseconds; 0 or absent means the service default, larger than the "
-        "service maximum is capped. A message not dispatched in time expires (counted, never delivered).",
+        le=MAX_TTL_MS,
+        description="Time to live in milliseconds (at most 86400000); 0 or absent means the service "
+        "default, larger than the service maximum is capped. A message not dispatched in time expires "
+        "(counted, never delivered).",
     )
     metadata: dict[MetaKey, MetaValue] | None = Field(
         default=None, max_length=32, description="Routing metadata (string values) that rules may match on."
@@ -46,7 +74,9 @@ class BatchRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
-    messages: list[RouteRequest] = Field(min_length=1, description="At most ROUTER_MAX_BATCH_SIZE messages.")
+    messages: list[RouteRequest] = Field(
+        min_length=1, max_length=10_000, description="At most ROUTER_MAX_BATCH_SIZE messages."
+    )
 
 
 class RouteDecision(BaseModel):
@@ -104,8 +134,12 @@ class FaultUpdate(BaseModel):
 
     enabled: bool | None = None
     latency_ms: float | None = Field(default=None, ge=0, le=60_000)
-    latency_ms_by_class: dict[str, Annotated[float, Field(ge=0, le=60_000)]] | None = None
-    error_rate_by_class: dict[str, Annotated[float, Field(ge=0, le=1)]] | None = None
+    latency_ms_by_class: dict[ClassName, Annotated[float, Field(ge=0, le=60_000)]] | None = Field(
+        default=None, max_length=64
+    )
+    error_rate_by_class: dict[ClassName, Annotated[float, Field(ge=0, le=1)]] | None = Field(
+        default=None, max_length=64
+    )
     error_rate: float | None = Field(default=None, ge=0, le=1)
     memory_growth_kb: float | None = Field(default=None, ge=0, le=1024)
     memory_max_mb: float | None = Field(default=None, ge=0, le=4096)

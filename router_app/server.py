@@ -11,9 +11,10 @@ halve the per-request cost of the server itself.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
-import re
+import resource
 import signal
 from collections.abc import Mapping
 from dataclasses import asdict
@@ -22,10 +23,10 @@ from types import FrameType
 import uvicorn
 
 from router_app.app import create_app
-from router_app.config import ConfigError, Settings, config_warnings, load_settings
-from router_app.corking import corked_protocol
+from router_app.config import ConfigError, Settings, config_warnings, load_settings, masked_url
 from router_app.lifecycle import Lifecycle
 from router_app.logs import configure_logging, get_logger
+from router_app.protocol import Limits, guarded_protocol
 
 EXIT_CONFIG_ERROR = 2
 EXIT_STARTUP_FAILURE = 3
@@ -49,13 +50,41 @@ def _exit_after_drain(sig: int, frame: FrameType | None) -> None:
     raise SystemExit(0)
 
 
+def limits(settings: Settings) -> Limits:
+    return Limits(
+        max_request_line=settings.max_request_line_bytes,
+        max_head=settings.max_header_bytes,
+        max_headers=settings.max_headers,
+        header_timeout_s=settings.header_timeout_s,
+        body_timeout_s=settings.body_timeout_s,
+        max_connections=settings.max_connections,
+    )
+
+
+def raise_file_limit(connections: int) -> str | None:
+    """Let the process hold ``connections`` sockets plus its own files; a warning when it cannot."""
+    needed = connections + 64  # listening socket, Redis, destinations' pools, logs
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        return (
+            f"open file limit {soft} is below ROUTER_MAX_CONNECTIONS + 64 = {needed}: past it new "
+            "connections are refused by the kernel instead of answered 503"
+        )
+    return None
+
+
 def redacted(settings: Settings) -> dict[str, object]:
     """Settings for the start log line, secrets masked."""
     values = asdict(settings)
     if values.get("admin_token"):
         values["admin_token"] = "***"
     if values.get("redis_url"):
-        values["redis_url"] = re.sub(r"//[^@/]*@", "//***@", values["redis_url"])
+        values["redis_url"] = masked_url(values["redis_url"])
     return values
 
 
@@ -74,6 +103,9 @@ def main(env: Mapping[str, str] = os.environ) -> int:
     configure_logging(settings.log_level)
     for warning in config_warnings(env, settings):
         log.warning(warning)
+    file_warning = raise_file_limit(settings.max_connections)
+    if file_warning:
+        log.warning(file_warning)
     log.info("starting router", extra={"fields": {"config": redacted(settings)}})
     if not settings.dispatching:
         log.info("decide-only: the destinations have no URLs, so nothing is dispatched")
@@ -95,13 +127,14 @@ def main(env: Mapping[str, str] = os.environ) -> int:
             host=settings.host,
             port=settings.port,
             loop="auto",
-            http=corked_protocol(),
+            http=guarded_protocol(limits(settings)),
             proxy_headers=False,  # nothing reads the client address; saves a middleware per request
             workers=1,
             access_log=False,
             log_config=None,
             lifespan="on",
             server_header=False,
+            timeout_keep_alive=settings.keepalive_timeout_s,  # type: ignore[arg-type]  # call_later takes a float
             timeout_graceful_shutdown=settings.graceful_timeout_s,
         ),
         app.state.lifecycle,

@@ -92,6 +92,10 @@ class RoutingStrategy:
     def start(self, name: str) -> None:
         self.loads[name].in_flight += 1
 
+    def cancel(self, name: str) -> None:
+        """A started delivery that sent nothing: no latency sample."""
+        self.loads[name].in_flight -= 1
+
     def finish(self, name: str, latency_ms: float) -> None:
         """A delivery ended; its latency (a failure's penalty latency) feeds the prediction."""
         load = self.loads[name]

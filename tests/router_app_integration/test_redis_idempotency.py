@@ -81,3 +81,30 @@ def test_unreachable_redis_fails_the_start() -> None:
     )
     assert result.returncode == 3
     assert "cannot reach Redis" in result.stderr
+
+
+def test_release_withdraws_only_our_own_claim(redis_server: Any) -> None:
+    import asyncio
+
+    from router_app.idempotency import RedisStore
+
+    async def scenario() -> tuple[Any, Any, Any]:
+        store = RedisStore(redis_server.url, 60, "rel:", 0.5)
+        ours, theirs = {"engine_version": "a"}, {"engine_version": "b"}
+        try:
+            await store.start()
+            assert await store.claim("m-1", ours) is None
+            await store.release("m-1", ours)
+            after_release = await store.lookup("m-1")  # gone: the id is new again
+            assert await store.claim("m-1", theirs) is None
+            await store.release("m-1", ours)  # not ours any more: kept
+            kept = await store.lookup("m-1")
+            again = await store.claim("m-1", ours)
+            return after_release, kept, again
+        finally:
+            await store.close()
+
+    after_release, kept, again = asyncio.run(scenario())
+    assert after_release is None
+    assert kept == {"engine_version": "b"}
+    assert again == {"engine_version": "b"}

@@ -10,6 +10,8 @@ from fastapi.testclient import TestClient
 
 from router_app.models import RouteDecision
 
+JSON = {"content-type": "application/json"}
+
 
 def message(**overrides: Any) -> dict[str, Any]:
     body: dict[str, Any] = {"id": "m-1", "source": "sensor-gateway", "type": "telemetry"}
@@ -132,7 +134,7 @@ def test_oversized_body_is_413(client: TestClient) -> None:
 
 def test_oversized_chunked_body_is_413(client: TestClient) -> None:
     chunks = (b"x" * 1024 for _ in range(100))  # no Content-Length: the limit applies while streaming
-    response = client.post("/v1/route", content=chunks)
+    response = client.post("/v1/route", content=chunks, headers={"content-type": "application/json"})
     assert response.status_code == 413
 
 
@@ -166,7 +168,7 @@ def test_engine_failure_is_500_with_headers(client: TestClient, monkeypatch: pyt
     [
         ("post", "/v1/route", {"json": message()}, 200),
         ("post", "/v1/route", {"json": {"id": ""}}, 422),
-        ("post", "/v1/route", {"content": b"{"}, 400),
+        ("post", "/v1/route", {"content": b"{", "headers": JSON}, 400),
         ("get", "/health", {}, 200),
         ("get", "/ready", {}, 200),
         ("get", "/version", {}, 200),
@@ -255,7 +257,7 @@ def test_batch_routes_each_message_in_order(client: TestClient) -> None:
 )
 def test_bad_batches_are_4xx(client: TestClient, body: Any, status: int) -> None:
     assert client.post("/v1/route/batch", json=body).status_code == status
-    assert client.post("/v1/route/batch", content=b"{").status_code == 400
+    assert client.post("/v1/route/batch", content=b"{", headers=JSON).status_code == 400
 
 
 def test_batch_size_is_limited(make_client: Callable[..., TestClient]) -> None:

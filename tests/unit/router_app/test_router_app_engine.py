@@ -207,7 +207,7 @@ def test_expired_message_is_not_delivered() -> None:
     assert engine.strategy.loads["a"].pending == 0
 
 
-@pytest.mark.parametrize(("ttl_ms", "expected"), [(None, 30.0), (0, 30.0), (5000, 5.0), (10**9, 3600.0)])
+@pytest.mark.parametrize(("ttl_ms", "expected"), [(None, 30.0), (0, 30.0), (5000, 5.0), (86_400_000, 3600.0)])
 def test_ttl_defaults_and_cap(ttl_ms: int | None, expected: float) -> None:
     engine = engine_with({"a": FakeDestination()})
     assert engine._ttl_s(message(1, ttl_ms=ttl_ms)) == expected
@@ -226,8 +226,32 @@ def test_drain_abandons_what_it_cannot_deliver() -> None:
         return await engine.dispatcher.drain(timeout_s=0.1)
 
     abandoned = run(scenario)
-    assert abandoned == 5  # one in flight (cancelled) and four still queued: all counted, none silent
+    # The one in flight at the deadline ends with its real outcome; the four still queued are abandoned.
+    assert abandoned == 4
+    assert fakes["a"].received == ["m-0"]
     assert len(engine.queues["tactical"]) == 0
+
+
+def test_drain_logs_every_abandoned_id(caplog: pytest.LogCaptureFixture) -> None:
+    fakes = {"a": FakeDestination(delay=5.0)}
+    engine = engine_with(fakes, dispatch_concurrency=1)
+    fakes["a"].timeout_s = 0.05  # the in-flight grace: shorter than the destination's answer
+
+    async def scenario() -> int:
+        await engine.start()
+        for i in range(30):
+            await engine.submit(message(i), b"{}", mirrored=False)
+        await asyncio.sleep(0.05)
+        assert engine.dispatcher is not None
+        return await engine.dispatcher.drain(timeout_s=0.05)
+
+    with caplog.at_level("ERROR", logger="router_app"):
+        abandoned = run(scenario)
+    logged = {r.fields["message_id"] for r in caplog.records if getattr(r, "fields", {}).get("outcome")}
+    assert abandoned == 30
+    assert logged == {f"m-{i}" for i in range(30)}  # none held back by the rate limit
+    in_flight = [r for r in caplog.records if "may have received" in r.getMessage()]
+    assert [r.fields["message_id"] for r in in_flight] == ["m-0"]
 
 
 def test_a_crashing_client_counts_as_a_failed_attempt() -> None:

@@ -13,8 +13,10 @@ from hypothesis import strategies as st
 
 from router_app.app import create_app
 from router_app.config import Settings
+from router_app.models import ALNUM, ID_CHARS, MAX_TTL_MS, NAME_CHARS
 
 CLIENT_ERRORS = {400, 413, 422}
+JSON = {"content-type": "application/json"}
 VALID = {"id": "f-1", "source": "s", "type": "alert", "priority": 1, "ttl_ms": 1000, "payload": {"a": 1}}
 
 json_values = st.recursive(
@@ -24,6 +26,13 @@ json_values = st.recursive(
     ),
     max_leaves=20,
 )
+
+
+def word(chars: str, max_size: int) -> st.SearchStrategy[str]:
+    """A string in the declared alphabet ``chars`` that starts with a letter or digit."""
+    return st.builds(str.__add__, st.sampled_from(ALNUM), st.text(chars, max_size=max_size - 1))
+
+
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
@@ -45,7 +54,7 @@ def test_random_bytes_are_4xx(fuzz_client: TestClient, body: bytes) -> None:
 @given(value=json_values)
 def test_random_json_is_4xx(fuzz_client: TestClient, value: Any) -> None:
     for path in ("/v1/route", "/v1/route/batch"):
-        response = fuzz_client.post(path, content=json.dumps(value))
+        response = fuzz_client.post(path, content=json.dumps(value), headers=JSON)
         assert response.status_code in CLIENT_ERRORS, (path, value, response.text)
         assert "detail" in response.json()
 
@@ -54,7 +63,7 @@ def test_random_json_is_4xx(fuzz_client: TestClient, value: Any) -> None:
 @given(field=st.sampled_from([*sorted(VALID), "metadata", "extra"]), value=json_values)
 def test_one_wrong_field_is_4xx_or_accepted(fuzz_client: TestClient, field: str, value: Any) -> None:
     body = {**VALID, field: value}
-    response = fuzz_client.post("/v1/route", content=json.dumps(body))
+    response = fuzz_client.post("/v1/route", content=json.dumps(body), headers=JSON)
     assert response.status_code in CLIENT_ERRORS | {200}, (body, response.text)
     if response.status_code == 200:
         assert response.json()["message_id"] == body["id"]
@@ -63,16 +72,16 @@ def test_one_wrong_field_is_4xx_or_accepted(fuzz_client: TestClient, field: str,
 @FUZZ
 @given(
     message=st.fixed_dictionaries(
-        {"id": st.text(min_size=1, max_size=128), "source": st.text(min_size=1, max_size=50),
-         "type": st.text(min_size=1, max_size=50)},
-        optional={"priority": st.integers(0, 9), "ttl_ms": st.integers(0, 10**12),
-                  "metadata": st.dictionaries(st.text(min_size=1, max_size=64), st.text(max_size=50),
+        {"id": word(ID_CHARS, 128), "source": word(NAME_CHARS, 50), "type": word(NAME_CHARS, 50)},
+        optional={"priority": st.integers(0, 9), "ttl_ms": st.integers(0, MAX_TTL_MS),
+                  "metadata": st.dictionaries(word(NAME_CHARS, 64), st.text(st.characters(
+                      blacklist_categories=("Cc", "Cs"), blacklist_characters="\u2028\u2029"), max_size=50),
                                               max_size=5),
                   "payload": st.dictionaries(st.text(max_size=10), json_values, max_size=5)},
     )
 )  # fmt: skip
 def test_every_valid_message_is_routed(fuzz_client: TestClient, message: dict[str, Any]) -> None:
-    response = fuzz_client.post("/v1/route", content=json.dumps(message))
+    response = fuzz_client.post("/v1/route", content=json.dumps(message), headers=JSON)
     if len(json.dumps(message)) > 4096:
         assert response.status_code == 413
         return
