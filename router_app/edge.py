@@ -68,7 +68,7 @@ def admin_refusal(admin_token: str | None, authorization: bytes | None) -> tuple
     """``None`` when the bearer token is right; otherwise the status and why (404 when no token is set)."""
     if admin_token is None:
         return 404, "admin endpoints are disabled (ROUTER_ADMIN_TOKEN is not set)"
-    scheme, _, token = (authorization or b"").partition(b" ")
+    scheme, _sep, token = (authorization or b"").partition(b" ")
     if scheme.lower() != b"bearer" or not hmac.compare_digest(token.strip(), admin_token.encode()):
         return 401, "admin token missing or wrong"
     return None

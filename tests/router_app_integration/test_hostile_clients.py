@@ -180,7 +180,7 @@ def test_normal_client_is_served_while_slow_clients_and_an_endless_url_are_open(
     endless = EndlessUrl(port)
     try:
         loaded: list[float] = []
-        for _ in range(30):  # bounded: interleave the abuse with the normal client
+        for _round in range(30):  # bounded: interleave the abuse with the normal client
             endless.feed()
             slow.tick()
             loaded += timed_requests(port, 10)
@@ -251,7 +251,7 @@ def test_admin_refuses_before_reading_the_body(
 
 def test_admin_body_limit_applies_with_the_right_token(start_router: Callable[..., Process]) -> None:
     router = start_router(ROUTER_ADMIN_TOKEN=TOKEN)
-    _, answer = _admin_put(router.port, 200 * 1024 * 1024, TOKEN)
+    _status, answer = _admin_put(router.port, 200 * 1024 * 1024, TOKEN)
     assert status_of(answer) == 413
     body = json.dumps({"error_rate": "x" * 10}).encode()
     got = raw_exchange(

@@ -46,12 +46,12 @@ class RawSink:
 
         class Handler(socketserver.StreamRequestHandler):
             def handle(self) -> None:
-                for _ in range(10_000):  # keep-alive: at most this many requests per connection
+                for _request in range(10_000):  # keep-alive: at most this many requests per connection
                     line = self.rfile.readline(65_536)
                     if not line:
                         return
                     lines = []
-                    for _ in range(200):
+                    for _read in range(200):
                         header = self.rfile.readline(65_536)
                         if header in (b"\r\n", b"\n", b""):
                             break
@@ -166,7 +166,7 @@ def timed_requests(port: int, count: int, path: str = "/health") -> list[float]:
     latencies = []
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
-        for _ in range(count):
+        for _conn in range(count):
             start = time.perf_counter()
             try:
                 conn.request("GET", path)
@@ -206,7 +206,7 @@ def raw_exchange(port: int, data: bytes, read_timeout: float = 5.0) -> bytes:
             sock.sendall(data)
         sock.settimeout(read_timeout)
         chunks = []
-        for _ in range(1000):
+        for _try in range(1000):
             try:
                 chunk = sock.recv(65_536)
             except OSError:

@@ -73,11 +73,19 @@ def test_one_wrong_field_is_4xx_or_accepted(fuzz_client: TestClient, field: str,
 @given(
     message=st.fixed_dictionaries(
         {"id": word(ID_CHARS, 128), "source": word(NAME_CHARS, 50), "type": word(NAME_CHARS, 50)},
-        optional={"priority": st.integers(0, 9), "ttl_ms": st.integers(0, MAX_TTL_MS),
-                  "metadata": st.dictionaries(word(NAME_CHARS, 64), st.text(st.characters(
-                      blacklist_categories=("Cc", "Cs"), blacklist_characters="\u2028\u2029"), max_size=50),
-                                              max_size=5),
-                  "payload": st.dictionaries(st.text(max_size=10), json_values, max_size=5)},
+        optional={
+            "priority": st.integers(0, 9),
+            "ttl_ms": st.integers(0, MAX_TTL_MS),
+            "metadata": st.dictionaries(
+                word(NAME_CHARS, 64),
+                st.text(
+                    st.characters(blacklist_categories=("Cc", "Cs"), blacklist_characters="\u2028\u2029"),
+                    max_size=50,
+                ),
+                max_size=5,
+            ),
+            "payload": st.dictionaries(st.text(max_size=10), json_values, max_size=5),
+        },
     )
 )  # fmt: skip
 def test_every_valid_message_is_routed(fuzz_client: TestClient, message: dict[str, Any]) -> None:
