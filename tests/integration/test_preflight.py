@@ -56,7 +56,7 @@ REFUSED = [
     (
         "partial.yml",
         {"rollout_thresholds": {"partial": {"max_p95_ms": -1}}},
-        "rollout_thresholds.partial: thresholds.max_p95_ms: must be >= 0",
+        "rollout_thresholds.partial: thresholds.max_p95_ms: must be > 0, got -1",
     ),
     (
         "shadow.yml",
