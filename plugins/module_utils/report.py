@@ -17,7 +17,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from ansible_collections.msgroute.rollout.plugins.module_utils._numbers import as_float
 
@@ -25,11 +25,22 @@ PHASE_ORDER = ("shadow", "partial", "full")
 STEP_FILE = re.compile(r"^performance_report_(?P<phase>[a-z]+)_(?P<weight>\d+)\.json$")
 ROLLBACK_FILE = "rollback_decision.json"
 MANUAL = "Manual"
-# The three figures charted and tabled per step: measurement key, threshold key, direction, label, unit.
+
+
+class Figure(NamedTuple):
+    """One of the figures charted and tabled per step: its measurement key, threshold key and direction."""
+
+    key: str
+    limit: str
+    direction: str
+    label: str
+    unit: str
+
+
 FIGURES = (
-    ("p95_ms", "max_p95_ms", "max", "p95 latency", "ms"),
-    ("success_rate", "min_success_rate", "min", "success rate", "%"),
-    ("memory_mb", "max_memory_mb", "max", "memory", "MB"),
+    Figure("p95_ms", "max_p95_ms", "max", "p95 latency", "ms"),
+    Figure("success_rate", "min_success_rate", "min", "success rate", "%"),
+    Figure("memory_mb", "max_memory_mb", "max", "memory", "MB"),
 )
 VERDICT_COLOURS = {
     "Successful": "#2e7d32",
@@ -57,7 +68,7 @@ class Step:
 
     @property
     def label(self) -> str:
-        return f"{self.phase} {self.weight}%"
+        return f"{self.phase} {self.share}"
 
     @property
     def share(self) -> str:
@@ -239,17 +250,21 @@ def step_rows(run: Run) -> list[dict[str, Any]]:
             "duration_s": duration_seconds(step.measurements),
             "message": step.message,
         }
-        for key, limit_key, direction, _, _ in FIGURES:
-            value = worst(_figure(step.measurements, key), direction)
-            limit = as_float(step.thresholds.get(limit_key))
-            row[key] = {"worst": value, "threshold": limit, "breached": breached(value, limit, direction)}
+        for fig in FIGURES:
+            value = worst(_figure(step.measurements, fig.key), fig.direction)
+            limit = as_float(step.thresholds.get(fig.limit))
+            row[fig.key] = {
+                "worst": value,
+                "threshold": limit,
+                "breached": breached(value, limit, fig.direction),
+            }
         if step.judge is not None:
             row["judge"] = {"verdict": step.judge.get("verdict"), "score": as_float(step.judge.get("score"))}
         rows.append(row)
     return rows
 
 
-def _figure_cell(figure: Mapping[str, Any], direction: str) -> str:
+def _figure_cell(figure: Mapping[str, Any]) -> str:
     """``41.2/48`` within, ``83.1!/48`` breached, ``-/48`` not measured; ``/-`` when not gated."""
     limit = format_number(figure["threshold"]) if figure["threshold"] is not None else "-"
     return f"{format_number(figure['worst'])}{'!' if figure['breached'] else ''}/{limit}"
@@ -268,7 +283,7 @@ def text_table(rows: Sequence[Mapping[str, Any]], decision: Decision, report: st
     for row in rows:
         verdict = f"{row['verdict']}{' (rolled back)' if row['rolled_back'] else ''}"
         cells = [row["phase"], row["share"], verdict]
-        cells += [_figure_cell(row[key], direction) for key, _, direction, _, _ in FIGURES]
+        cells += [_figure_cell(row[fig.key]) for fig in FIGURES]
         cells += [str(row["measurements"]), format_duration(row["duration_s"])]
         lines.append(cells)
     widths = [max(len(line[i]) for line in lines) for i in range(len(TABLE_HEADERS))]
@@ -276,8 +291,7 @@ def text_table(rows: Sequence[Mapping[str, Any]], decision: Decision, report: st
         "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
         for line in lines
     ]
-    if not rows:
-        text.append("(no gated step recorded)")
+    text.append("(no gated step recorded)" if not rows else "(figures: worst/threshold; ! marks a breach)")
     text.append(f"DECISION: {decision.text()}")
     if report:
         text.append(f"REPORT: {report}")
@@ -300,13 +314,13 @@ def chart_data(step: Step) -> dict[str, Any]:
             (end - origin).total_seconds() if end is not None and origin is not None else float(index + 1)
         )
     figures = {}
-    for key, limit_key, direction, label, unit in FIGURES:
-        figures[key] = {
-            "label": label,
-            "unit": unit,
-            "direction": direction,
-            "values": _figure(step.measurements, key),
-            "threshold": as_float(step.thresholds.get(limit_key)),
+    for fig in FIGURES:
+        figures[fig.key] = {
+            "label": fig.label,
+            "unit": fig.unit,
+            "direction": fig.direction,
+            "values": _figure(step.measurements, fig.key),
+            "threshold": as_float(step.thresholds.get(fig.limit)),
         }
     rollback = None
     if step.rolled_back:
@@ -336,7 +350,6 @@ def timeline_data(run: Run) -> dict[str, Any]:
         spans.append(
             {
                 "step": step.label,
-                "label": f"{step.phase} {step.share}",
                 "start": min(known).isoformat() if known else None,
                 "end": max(known).isoformat() if known else None,
                 "new_share": 0 if step.phase == "shadow" else step.weight,
@@ -404,10 +417,10 @@ def _summary_table(rows: Sequence[Mapping[str, Any]]) -> str:
             _e(row["share"]),
             _verdict(row["verdict"]) + (" (rolled back)" if row["rolled_back"] else ""),
         ]
-        for key, _, direction, _, _ in FIGURES:
-            figure = row[key]
+        for fig in FIGURES:
+            figure = row[fig.key]
             css = ' class="breach"' if figure["breached"] else ""
-            cells.append(f"<span{css}>{_e(_figure_cell(figure, direction))}</span>")
+            cells.append(f"<span{css}>{_e(_figure_cell(figure))}</span>")
         cells += [_e(row["measurements"]), _e(format_duration(row["duration_s"]))]
         body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     return f"<table><tr>{head}</tr>{''.join(body)}</table>"

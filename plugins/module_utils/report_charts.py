@@ -29,6 +29,8 @@ else:
 from ansible_collections.msgroute.rollout.plugins.module_utils.report import VERDICT_COLOURS, parse_time
 
 DPI = 100
+# The charts' paper: a tint the page never uses, so a screenshot shows where a chart painted.
+PAPER = "#f7f7f2"
 # No "Software" stamp: the same results give the same bytes, so a re-run reports no change.
 PNG_METADATA = {"Software": None}
 
@@ -39,7 +41,7 @@ def _wrap(text: str, width: int = 110, lines: int = 3) -> str:
 
 def _png(figure: Any) -> bytes:
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=DPI, metadata=PNG_METADATA)
+    figure.savefig(buffer, format="png", dpi=DPI, metadata=PNG_METADATA, facecolor=PAPER)
     return buffer.getvalue()
 
 
@@ -47,7 +49,7 @@ def step_chart(chart: Mapping[str, Any]) -> bytes:
     """One step: p95, success rate and memory over the measurements, each against its threshold
     (dashed), each point coloured by its verdict, and the rollback moment when the step was rolled back."""
     figures = chart["figures"]
-    figure = Figure(figsize=(9, 6.5), layout="constrained")
+    figure = Figure(figsize=(9, 6.5), layout="constrained", facecolor=PAPER)
     axes = figure.subplots(len(figures), 1, sharex=True)
     x = chart["x"]
     colours = [VERDICT_COLOURS.get(v, "#444444") for v in chart["verdicts"]]
@@ -98,7 +100,7 @@ def step_chart(chart: Mapping[str, Any]) -> bytes:
 def timeline_chart(timeline: Mapping[str, Any]) -> bytes:
     """The whole run: the new pool's share of live traffic over time, one bar per step coloured by its
     verdict, and the rollback moment and reason."""
-    figure = Figure(figsize=(10, 3.6), layout="constrained")
+    figure = Figure(figsize=(10, 3.6), layout="constrained", facecolor=PAPER)
     ax = figure.subplots()
     spans = [s for s in timeline["spans"] if s["start"] and s["end"]]
     labelled = set()
@@ -112,7 +114,7 @@ def timeline_chart(timeline: Mapping[str, Any]) -> bytes:
             start, max(span["new_share"], 2), width=width, align="edge", color=colour, alpha=0.8, label=label
         )
         ax.annotate(
-            span["label"],
+            span["step"],
             (start, max(span["new_share"], 2)),
             fontsize=8,
             xytext=(0, 3),

@@ -42,7 +42,7 @@ def test_a_promoted_run_lists_every_step_in_rollout_order_and_promotes_to_the_la
 
 
 def test_a_row_holds_the_worst_figures_against_the_phase_thresholds():
-    _, rows = rows_of(promoted_run())
+    rows = rows_of(promoted_run())[1]
     shadow, partial, full = rows[0], rows[1], rows[-1]
     # Worst is the largest p95 and memory and the smallest success rate of the step's measurements.
     assert partial["p95_ms"] == {"worst": 35.0, "threshold": 48.0, "breached": False}
@@ -56,7 +56,7 @@ def test_a_row_holds_the_worst_figures_against_the_phase_thresholds():
 
 def test_a_failed_gate_adds_its_step_marked_rolled_back_with_the_breach_and_reason():
     run, rows = rows_of(rolled_back_run())
-    assert [r["step"] for r in rows] == ["shadow 0%", "partial 25%", "partial 50%"]
+    assert [r["step"] for r in rows] == ["shadow mirror 10%", "partial 25%", "partial 50%"]
     failed = rows[-1]
     assert (failed["verdict"], failed["rolled_back"]) == ("Failed", True)
     assert failed["p95_ms"] == {"worst": 83.1, "threshold": 48.0, "breached": True}
@@ -109,7 +109,7 @@ def test_a_newer_rollback_replaces_the_same_step_passed_before():
     files = rolled_back_run()
     earlier = START - datetime.timedelta(hours=1)
     files["performance_report_partial_50.json"] = step_report("partial", 50, earlier, GOOD)
-    _, rows = rows_of(files)
+    rows = rows_of(files)[1]
     assert [(r["step"], r["verdict"]) for r in rows if r["weight"] == 50] == [("partial 50%", "Failed")]
 
 
@@ -165,7 +165,7 @@ def test_chart_data_places_measurements_and_the_rollback_in_seconds_since_the_st
 def test_timeline_data_gives_each_step_its_span_and_live_share():
     run = report.collect(rolled_back_run(), VERSION)
     timeline = report.timeline_data(run)
-    assert [(s["label"], s["new_share"], s["verdict"]) for s in timeline["spans"]] == [
+    assert [(s["step"], s["new_share"], s["verdict"]) for s in timeline["spans"]] == [
         ("shadow mirror 10%", 0, "Successful"),
         ("partial 25%", 25, "Successful"),
         ("partial 50%", 50, "Failed"),
@@ -225,4 +225,4 @@ def test_the_page_embeds_its_data_escapes_text_and_loads_nothing_from_the_networ
         re.search(r'<script type="application/json" id="report-data">(.*?)</script>', page).group(1)
     )
     assert data["decision"]["reason"] == "p95 <script>alert(1)</script> & more"
-    assert [s["step"] for s in data["steps"]] == ["shadow 0%", "partial 25%", "partial 50%"]
+    assert [s["step"] for s in data["steps"]] == ["shadow mirror 10%", "partial 25%", "partial 50%"]

@@ -77,7 +77,7 @@ def test_a_rolled_back_run_renders_its_steps_thresholds_verdicts_and_reason(tmp_
     page = (directory / "report.html").read_text()
     data = page_data(page)
     assert [(r["step"], r["verdict"], r["rolled_back"]) for r in data["rows"]] == [
-        ("shadow 0%", "Successful", False),
+        ("shadow mirror 10%", "Successful", False),
         ("partial 25%", "Successful", False),
         ("partial 50%", "Failed", True),
     ]
