@@ -71,7 +71,7 @@ def test_the_report_opens_offline_in_chromium_and_its_charts_paint(tmp_path, cap
     assert len(sizes) == 4  # the timeline and one chart per step
     shot = tmp_path / "screenshot.png"
     # Tall enough for the whole page: the charts plus the tables and text around them.
-    done = screenshot(page, shot, height=sum(h for _, h in sizes) + 1600)
+    done = screenshot(page, shot, height=sum(size[1] for size in sizes) + 1600)
     assert done.returncode == 0 and shot.is_file(), done.stderr[-2000:]
 
     pixels = (mpimg.imread(str(shot))[:, :, :3] * 255).round().astype(int)

@@ -22,15 +22,16 @@ PLAYBOOK = """\
     - name: Summarise the run
       ansible.builtin.import_role:
         name: msgroute.rollout.rollout
-        tasks_from: summary
+        tasks_from: {tasks_from}
 """
 
 
-@pytest.fixture
-def site(tmp_path: Path) -> Path:
-    """A project: playbooks/summary.yml, results/ with a rolled-back run, and an inventory of localhost."""
+@pytest.fixture(params=["summary", "end"])
+def site(tmp_path: Path, request: pytest.FixtureRequest) -> Path:
+    """A project: playbooks/summary.yml (the role's summary, or its end, which every phase playbook runs),
+    results/ with a rolled-back run, and an inventory of localhost."""
     (tmp_path / "playbooks").mkdir()
-    (tmp_path / "playbooks/summary.yml").write_text(PLAYBOOK)
+    (tmp_path / "playbooks/summary.yml").write_text(PLAYBOOK.format(tasks_from=request.param))
     (tmp_path / "results").mkdir()
     for name, data in rolled_back_run().items():
         (tmp_path / "results" / name).write_text(json.dumps(data))
