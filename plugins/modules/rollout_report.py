@@ -18,6 +18,8 @@ description:
     each measurement's verdict, the baseline judge's scores when it ran, and the rollback moment and reason;
     and C(timeline.png), the new pool's share of live traffic over the run with each step's verdict.
   - A rollback decision counts when no passed step was recorded after it; an older one is left out.
+  - Without matplotlib on the controller the rows and the table are still returned, with a warning, and
+    nothing is written - the summary at the end of a playbook never fails a rollout that succeeded.
   - Runs where the results are, on the controller (C(delegate_to=localhost)).
 author:
   - msgroute.rollout developers (!UNKNOWN)
@@ -129,14 +131,18 @@ table:
     decision and where the report is.
   returned: always
   type: str
+matplotlib_error:
+  description: Why matplotlib could not be imported (then nothing is written).
+  returned: when matplotlib is missing and O(write=true)
+  type: str
 report:
   description: Path of C(report.html).
-  returned: when O(write=true)
+  returned: when O(write=true) and matplotlib is installed
   type: str
   sample: /srv/rollout/results/report.html
 timeline:
   description: Path of C(timeline.png).
-  returned: when O(write=true)
+  returned: when O(write=true) and matplotlib is installed
   type: str
   sample: /srv/rollout/results/timeline.png
 """
@@ -200,7 +206,16 @@ def main() -> None:
             changed=False, rows=rows, decision=decision, table=report.text_table(rows, run.decision)
         )
     if not HAS_MATPLOTLIB:
-        module.fail_json(msg=missing_required_lib("matplotlib"), exception=MATPLOTLIB_IMPORT_ERROR)
+        # The summary closes every phase playbook: a controller without matplotlib still gets the table.
+        module.warn(f"{missing_required_lib('matplotlib')}; report.html and timeline.png were not written")
+        where = "not written (matplotlib is missing on the controller)"
+        module.exit_json(
+            changed=False,
+            rows=rows,
+            decision=decision,
+            table=report.text_table(rows, run.decision, where),
+            matplotlib_error=MATPLOTLIB_IMPORT_ERROR,
+        )
     html_path = os.path.join(results_dir, HTML_NAME)
     timeline_path = os.path.join(results_dir, TIMELINE_NAME)
     charts = {step.label: step_chart(report.chart_data(step)) for step in run.steps if step.measurements}

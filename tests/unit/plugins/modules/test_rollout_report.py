@@ -140,3 +140,18 @@ def test_a_missing_results_directory_gives_an_empty_report(tmp_path, capsys):
     assert result["decision"]["outcome"] == "none"
     assert painted((directory / "timeline.png").read_bytes()) > 0.01
     assert page_data((directory / "report.html").read_text())["rows"] == []
+
+
+def test_without_matplotlib_the_table_comes_with_a_warning_and_nothing_is_written(
+    tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setattr(rollout_report, "HAS_MATPLOTLIB", False)
+    monkeypatch.setattr(rollout_report, "MATPLOTLIB_IMPORT_ERROR", "No module named 'matplotlib'")
+    directory = results_dir(tmp_path, rolled_back_run())
+    result = run_module({"results_dir": str(directory)}, capsys)
+    assert result["changed"] is False
+    # ansible-core 2.19 returns each warning as a summary whose event holds the message.
+    assert any("(matplotlib)" in json.dumps(warning) for warning in result["warnings"])
+    assert result["table"].splitlines()[-1] == "REPORT: not written (matplotlib is missing on the controller)"
+    assert result["decision"]["reason"] == ROLLBACK_REASON
+    assert not (directory / "report.html").exists()
