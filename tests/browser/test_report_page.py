@@ -1,0 +1,86 @@
+"""report.html opens in a real browser with the network off: Debian's headless Chromium loads it from disk
+inside a network namespace with no interface up (``unshare -n``), takes a screenshot, and the charts are
+seen painted - the charts' paper tint covers most of their area and the timeline's verdict bars show.
+
+Needs ``chromium`` (Debian package) and root or CAP_SYS_ADMIN for ``unshare -n``; the test fails, not skips,
+without them. The screenshot is kept as results/report-screenshot.png."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ansible.module_utils.testing import patch_module_args
+from ansible_collections.msgroute.rollout.plugins.module_utils.report_charts import PAPER
+from ansible_collections.msgroute.rollout.plugins.modules import rollout_report
+from matplotlib import image as mpimg
+
+from tests.support import RESULTS
+from tests.unit.plugins.module_utils.report_samples import VERSION, rolled_back_run
+
+WIDTH = 1200
+# The timeline's Successful bar: #2e7d32 at alpha 0.8 over the white axes, as Agg blends it.
+SUCCESS_BAR = np.array([88, 151, 91])
+
+
+def rgb(colour: str) -> np.ndarray:
+    return np.array([int(colour[i : i + 2], 16) for i in (1, 3, 5)])
+
+
+def render(directory: Path, capsys: pytest.CaptureFixture) -> Path:
+    for name, data in rolled_back_run().items():
+        (directory / name).write_text(json.dumps(data))
+    with patch_module_args({"results_dir": str(directory), "version": VERSION}), pytest.raises(SystemExit):
+        rollout_report.main()
+    assert json.loads(capsys.readouterr().out)["changed"] is True
+    return directory / "report.html"
+
+
+def chart_sizes(page: str) -> list[tuple[int, int]]:
+    sizes = []
+    for encoded in re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page):
+        height, width = mpimg.imread(io.BytesIO(base64.b64decode(encoded)), format="png").shape[:2]
+        sizes.append((width, height))
+    return sizes
+
+
+def screenshot(page: Path, out: Path, height: int) -> subprocess.CompletedProcess:
+    chromium = shutil.which("chromium")
+    unshare = shutil.which("unshare")
+    assert chromium, "install Debian's chromium package (apt-get install chromium)"
+    assert unshare, "unshare (util-linux) is needed to take the network away"
+    command = [
+        unshare, "-n", chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+        # Belt and braces inside the empty namespace: no name resolves, every proxy connection is refused.
+        "--host-resolver-rules=MAP * ~NOTFOUND", "--proxy-server=127.0.0.1:9",
+        f"--window-size={WIDTH},{height}", f"--screenshot={out}", page.as_uri(),
+    ]  # fmt: skip
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_the_report_opens_offline_in_chromium_and_its_charts_paint(tmp_path, capsys):
+    page = render(tmp_path, capsys)
+    sizes = chart_sizes(page.read_text())
+    assert len(sizes) == 4  # the timeline and one chart per step
+    shot = tmp_path / "screenshot.png"
+    # Tall enough for the whole page: the charts plus the tables and text around them.
+    done = screenshot(page, shot, height=sum(size[1] for size in sizes) + 1600)
+    assert done.returncode == 0 and shot.is_file(), done.stderr[-2000:]
+
+    pixels = (mpimg.imread(str(shot))[:, :, :3] * 255).round().astype(int)
+    paper = np.all(pixels == rgb(PAPER), axis=2).sum()
+    chart_area = sum(w * h for w, h in sizes)
+    # The paper shows around and between the axes of every chart; a chart that did not load paints none.
+    assert paper > 0.15 * chart_area, (paper, chart_area)
+    assert np.all(np.abs(pixels - SUCCESS_BAR) <= 3, axis=2).sum() > 500
+    # Not blank: the page has text, tables and charts in many colours.
+    assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 100
+    RESULTS.mkdir(exist_ok=True)
+    shutil.copyfile(shot, RESULTS / "report-screenshot.png")

@@ -1,0 +1,228 @@
+"""The report's rules: which steps and decision a results directory says, the table rows and text, the chart
+data, and the page's embedded data - from results built by the gate's own code (report_samples)."""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import json
+import re
+
+import pytest
+from ansible_collections.msgroute.rollout.plugins.module_utils import report
+
+from tests.unit.plugins.module_utils.report_samples import (
+    GOOD,
+    ROLLBACK_REASON,
+    START,
+    VERSION,
+    iso_z,
+    promoted_run,
+    rolled_back_run,
+    step_report,
+)
+
+
+def rows_of(files, version=VERSION):
+    run = report.collect(files, version)
+    return run, report.step_rows(run)
+
+
+def test_a_promoted_run_lists_every_step_in_rollout_order_and_promotes_to_the_last():
+    run, rows = rows_of(promoted_run())
+    assert [(r["phase"], r["share"], r["verdict"]) for r in rows] == [
+        ("shadow", "mirror 10%", "Successful"),
+        ("partial", "25%", "Successful"),
+        ("partial", "50%", "Successful"),
+        ("partial", "75%", "Successful"),
+        ("full", "100%", "Successful"),
+    ]
+    assert run.decision.outcome == "promoted"
+    assert run.decision.text() == "promoted to full 100% (Successful)"
+
+
+def test_a_row_holds_the_worst_figures_against_the_phase_thresholds():
+    rows = rows_of(promoted_run())[1]
+    shadow, partial, full = rows[0], rows[1], rows[-1]
+    # Worst is the largest p95 and memory and the smallest success rate of the step's measurements.
+    assert partial["p95_ms"] == {"worst": 35.0, "threshold": 48.0, "breached": False}
+    assert partial["success_rate"] == {"worst": 99.8, "threshold": 99.0, "breached": False}
+    assert partial["memory_mb"] == {"worst": 62.4, "threshold": 128.0, "breached": False}
+    assert (shadow["p95_ms"]["threshold"], full["p95_ms"]["threshold"]) == (45.0, 50.0)
+    assert full["success_rate"]["threshold"] == 99.13
+    assert partial["measurements"] == 3
+    assert partial["duration_s"] == 30.0
+
+
+def test_a_failed_gate_adds_its_step_marked_rolled_back_with_the_breach_and_reason():
+    run, rows = rows_of(rolled_back_run())
+    assert [r["step"] for r in rows] == ["shadow mirror 10%", "partial 25%", "partial 50%"]
+    failed = rows[-1]
+    assert (failed["verdict"], failed["rolled_back"]) == ("Failed", True)
+    assert failed["p95_ms"] == {"worst": 83.1, "threshold": 48.0, "breached": True}
+    assert failed["success_rate"]["breached"] is False
+    assert run.decision.outcome == "rolled back"
+    assert (run.decision.phase, run.decision.weight, run.decision.verdict) == ("partial", 50, "Failed")
+    assert run.decision.reason == ROLLBACK_REASON
+
+
+def test_the_text_table_marks_the_breach_and_says_the_decision_and_where_the_report_is():
+    run, rows = rows_of(rolled_back_run())
+    table = report.text_table(rows, run.decision, "/srv/results/report.html")
+    lines = table.splitlines()
+    assert lines[0].split() == [
+        "PHASE",
+        "WEIGHT",
+        "VERDICT",
+        "P95",
+        "ms",
+        "SUCCESS",
+        "%",
+        "MEMORY",
+        "MB",
+        "N",
+        "DURATION",
+    ]
+    assert re.search(
+        r"^partial\s+50%\s+Failed \(rolled back\)\s+83\.1!/48\s+99\.7/99\s+71/128\s+2\s+20s$", lines[3]
+    )
+    assert lines[-2] == (
+        "DECISION: rolled back to legacy at partial 50% on 2026-12-01T10:04:21Z (Failed): " + ROLLBACK_REASON
+    )
+    assert lines[-1] == "REPORT: /srv/results/report.html"
+
+
+def test_a_rollback_older_than_a_later_passed_step_is_left_out():
+    files = rolled_back_run()
+    later = START + datetime.timedelta(hours=1)
+    files["performance_report_partial_50.json"] = step_report("partial", 50, later, GOOD)
+    run, rows = rows_of(files)
+    assert [(r["step"], r["verdict"], r["rolled_back"]) for r in rows][-1] == (
+        "partial 50%",
+        "Successful",
+        False,
+    )
+    assert run.decision.text() == "promoted to partial 50% (Successful)"
+
+
+def test_a_newer_rollback_replaces_the_same_step_passed_before():
+    files = rolled_back_run()
+    earlier = START - datetime.timedelta(hours=1)
+    files["performance_report_partial_50.json"] = step_report("partial", 50, earlier, GOOD)
+    rows = rows_of(files)[1]
+    assert [(r["step"], r["verdict"]) for r in rows if r["weight"] == 50] == [("partial 50%", "Failed")]
+
+
+def test_a_manual_rollback_keeps_the_passed_steps_and_says_why():
+    files = promoted_run()
+    files["rollback_decision.json"] = {
+        "decision": "rollback",
+        "phase": "full",
+        "weight": 100,
+        "version": VERSION,
+        "reverted_to": "legacy",
+        "reason": "pager: checkout errors",
+        "verdict": "Manual",
+        "time": iso_z(START + datetime.timedelta(hours=2)),
+    }
+    run, rows = rows_of(files)
+    assert len(rows) == 5 and not any(r["rolled_back"] for r in rows)
+    assert run.decision.text().startswith("rolled back to legacy at full 100% on ")
+    assert run.decision.text().endswith("(Manual): pager: checkout errors")
+
+
+def test_reports_of_another_version_are_left_out():
+    files = promoted_run()
+    other = copy.deepcopy(rolled_back_run()["rollback_decision.json"])
+    other["version"] = "1.9.0"
+    files["rollback_decision.json"] = other
+    run, rows = rows_of(files)
+    assert len(rows) == 5 and run.decision.outcome == "promoted"
+    assert len(report.step_rows(report.collect(files, "1.9.0"))) == 1
+
+
+def test_no_results_say_so():
+    run, rows = rows_of({})
+    assert rows == [] and run.decision.outcome == "none"
+    table = report.text_table(rows, run.decision)
+    assert "(no gated step recorded)" in table.splitlines()
+    assert table.splitlines()[-1] == "DECISION: no gated step recorded yet"
+
+
+def test_chart_data_places_measurements_and_the_rollback_in_seconds_since_the_step_began():
+    run = report.collect(rolled_back_run(), VERSION)
+    chart = report.chart_data(run.steps[-1])
+    assert chart["step"] == "partial 50%"
+    assert chart["x"] == [10.0, 20.0]
+    assert chart["verdicts"] == ["Successful", "Failed"]
+    assert chart["figures"]["p95_ms"]["values"] == [40.2, 83.1]
+    assert chart["figures"]["p95_ms"]["threshold"] == 48.0
+    assert chart["figures"]["success_rate"]["direction"] == "min"
+    assert chart["rollback"] == {"at": 21.0, "reason": ROLLBACK_REASON, "verdict": "Failed"}
+    assert report.chart_data(run.steps[0])["rollback"] is None
+
+
+def test_timeline_data_gives_each_step_its_span_and_live_share():
+    run = report.collect(rolled_back_run(), VERSION)
+    timeline = report.timeline_data(run)
+    assert [(s["step"], s["new_share"], s["verdict"]) for s in timeline["spans"]] == [
+        ("shadow mirror 10%", 0, "Successful"),
+        ("partial 25%", 25, "Successful"),
+        ("partial 50%", 50, "Failed"),
+    ]
+    assert timeline["spans"][1]["start"] == "2026-12-01T10:02:00+00:00"
+    assert timeline["spans"][1]["end"] == "2026-12-01T10:02:30+00:00"
+    assert timeline["rollback"] == {"at": "2026-12-01T10:04:21+00:00", "reason": ROLLBACK_REASON}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-12-01T10:04:21.123456Z", datetime.datetime(2026, 12, 1, 10, 4, 21, 123456, datetime.UTC)),
+        ("2026-12-01T10:00:10.004+00:00", datetime.datetime(2026, 12, 1, 10, 0, 10, 4000, datetime.UTC)),
+        ("not a time", None),
+        (None, None),
+        ("", None),
+    ],
+)
+def test_parse_time_reads_what_the_roles_and_the_gate_write(text, expected):
+    assert report.parse_time(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"), [(None, "-"), (0.4, "0s"), (30.2, "30s"), (245, "4m05s"), (86400, "24h00m")]
+)
+def test_format_duration(seconds, text):
+    assert report.format_duration(seconds) == text
+
+
+@pytest.mark.parametrize(
+    ("values", "direction", "limit", "worst", "breached"),
+    [
+        ([31.0, None, 49.0], "max", 48.0, 49.0, True),
+        ([99.5, 98.9], "min", 99.0, 98.9, True),
+        ([99.5, 99.0], "min", 99.0, 99.0, False),
+        ([None], "max", 48.0, None, False),
+        ([200.0], "max", None, 200.0, False),
+    ],
+)
+def test_worst_and_breached_at_the_edges(values, direction, limit, worst, breached):
+    assert report.worst(values, direction) == worst
+    assert report.breached(report.worst(values, direction), limit, direction) is breached
+
+
+def test_the_page_embeds_its_data_escapes_text_and_loads_nothing_from_the_network():
+    files = rolled_back_run()
+    files["rollback_decision.json"]["reason"] = "p95 <script>alert(1)</script> & more"
+    run, rows = rows_of(files)
+    charts = {step.label: b"\x89PNG fake" for step in run.steps}
+    page = report.html_page(run, rows, charts, b"\x89PNG timeline")
+    assert "<script>alert(1)</script>" not in page
+    assert "p95 &lt;script&gt;alert(1)&lt;/script&gt; &amp; more" in page
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)
+    assert page.count('src="data:image/png;base64,') == 4
+    data = json.loads(
+        re.search(r'<script type="application/json" id="report-data">(.*?)</script>', page).group(1)
+    )
+    assert data["decision"]["reason"] == "p95 <script>alert(1)</script> & more"
+    assert [s["step"] for s in data["steps"]] == ["shadow mirror 10%", "partial 25%", "partial 50%"]

@@ -1,0 +1,157 @@
+"""rollout_report end to end through AnsibleModule: a results directory as the roles write it in, report.html
+and timeline.png out; the page's data, every chart painted, nothing fetched from the network."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ansible.module_utils.testing import patch_module_args
+from ansible_collections.msgroute.rollout.plugins.modules import rollout_report
+from matplotlib import image as mpimg
+
+from tests.unit.plugins.module_utils.report_samples import (
+    ROLLBACK_REASON,
+    VERSION,
+    promoted_run,
+    rolled_back_run,
+)
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def run_module(args: dict[str, Any], capsys: pytest.CaptureFixture) -> dict:
+    with patch_module_args(args), pytest.raises(SystemExit) as exited:
+        rollout_report.main()
+    result = json.loads(capsys.readouterr().out)
+    assert exited.value.code == (1 if result.get("failed") else 0)
+    return result
+
+
+def results_dir(tmp_path: Path, files: dict) -> Path:
+    directory = tmp_path / "results"
+    directory.mkdir()
+    for name, data in files.items():
+        (directory / name).write_text(json.dumps(data, indent=2) + "\n")
+    (directory / "loadgen_summary.json").write_text('{"not": "a gate report"}\n')
+    return directory
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Rendering must not open a socket: any attempt fails the test."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the report tried to use the network")
+
+    monkeypatch.setattr(socket, "socket", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+def page_data(page: str) -> dict:
+    found = re.search(r'<script type="application/json" id="report-data">(.*?)</script>', page, re.S)
+    assert found, "the page embeds its data"
+    return json.loads(found.group(1))
+
+
+def painted(png: bytes) -> float:
+    """Standard deviation of the image's pixels: 0 for a blank (one-colour) image."""
+    assert png.startswith(PNG_SIGNATURE)
+    return float(mpimg.imread(io.BytesIO(png), format="png").std())
+
+
+def test_a_rolled_back_run_renders_its_steps_thresholds_verdicts_and_reason(tmp_path, capsys, no_network):
+    directory = results_dir(tmp_path, rolled_back_run())
+    result = run_module({"results_dir": str(directory), "version": VERSION}, capsys)
+
+    assert result["changed"] is True
+    assert result["report"] == str(directory / "report.html")
+    assert result["decision"]["outcome"] == "rolled back"
+    assert result["decision"]["reason"] == ROLLBACK_REASON
+    page = (directory / "report.html").read_text()
+    data = page_data(page)
+    assert [(r["step"], r["verdict"], r["rolled_back"]) for r in data["rows"]] == [
+        ("shadow mirror 10%", "Successful", False),
+        ("partial 25%", "Successful", False),
+        ("partial 50%", "Failed", True),
+    ]
+    assert [s["thresholds"]["max_p95_ms"] for s in data["steps"]] == [45.0, 48.0, 48.0]
+    assert data["rows"][-1]["p95_ms"] == {"worst": 83.1, "threshold": 48.0, "breached": True}
+    assert data["decision"]["reason"] == ROLLBACK_REASON
+    assert "Rolled back at 2026-12-01T10:04:21Z" in page
+    assert "83.1!/48" in result["table"]
+
+
+def test_every_chart_image_exists_is_a_png_and_is_painted(tmp_path, capsys, no_network):
+    directory = results_dir(tmp_path, promoted_run())
+    run_module({"results_dir": str(directory), "version": VERSION}, capsys)
+
+    page = (directory / "report.html").read_text()
+    images = [base64.b64decode(m) for m in re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)]
+    # One chart per step (five) and the timeline.
+    assert len(images) == 6
+    assert all(painted(png) > 0.01 for png in images)
+    timeline = (directory / "timeline.png").read_bytes()
+    assert painted(timeline) > 0.01
+    assert timeline in images
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)
+
+
+def test_a_second_run_on_the_same_results_changes_nothing(tmp_path, capsys):
+    directory = results_dir(tmp_path, rolled_back_run())
+    run_module({"results_dir": str(directory)}, capsys)
+    first = (directory / "report.html").read_bytes(), (directory / "timeline.png").read_bytes()
+    again = run_module({"results_dir": str(directory)}, capsys)
+    assert again["changed"] is False
+    assert ((directory / "report.html").read_bytes(), (directory / "timeline.png").read_bytes()) == first
+
+
+def test_check_mode_renders_and_writes_nothing(tmp_path, capsys):
+    directory = results_dir(tmp_path, rolled_back_run())
+    result = run_module({"results_dir": str(directory), "_ansible_check_mode": True}, capsys)
+    assert result["changed"] is True
+    assert (
+        result["table"].splitlines()[-1] == f"REPORT: {directory / 'report.html'} (check mode: not written)"
+    )
+    assert not (directory / "report.html").exists()
+    assert not (directory / "timeline.png").exists()
+
+
+def test_write_false_only_summarises(tmp_path, capsys):
+    directory = results_dir(tmp_path, promoted_run())
+    result = run_module({"results_dir": str(directory), "write": False}, capsys)
+    assert result["changed"] is False
+    assert result["decision"]["text"] == "promoted to full 100% (Successful)"
+    assert len(result["rows"]) == 5
+    assert "report" not in result
+    assert not (directory / "report.html").exists()
+
+
+def test_a_missing_results_directory_gives_an_empty_report(tmp_path, capsys):
+    directory = tmp_path / "nowhere" / "results"
+    result = run_module({"results_dir": str(directory)}, capsys)
+    assert result["rows"] == []
+    assert result["decision"]["outcome"] == "none"
+    assert painted((directory / "timeline.png").read_bytes()) > 0.01
+    assert page_data((directory / "report.html").read_text())["rows"] == []
+
+
+def test_without_matplotlib_the_table_comes_with_a_warning_and_nothing_is_written(
+    tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setattr(rollout_report, "HAS_MATPLOTLIB", False)
+    monkeypatch.setattr(rollout_report, "MATPLOTLIB_IMPORT_ERROR", "No module named 'matplotlib'")
+    directory = results_dir(tmp_path, rolled_back_run())
+    result = run_module({"results_dir": str(directory)}, capsys)
+    assert result["changed"] is False
+    # ansible-core 2.19 returns each warning as a summary whose event holds the message.
+    assert any("(matplotlib)" in json.dumps(warning) for warning in result["warnings"])
+    assert result["table"].splitlines()[-1] == "REPORT: not written (matplotlib is missing on the controller)"
+    assert result["decision"]["reason"] == ROLLBACK_REASON
+    assert not (directory / "report.html").exists()
