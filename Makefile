@@ -39,10 +39,11 @@ prepare: venv
 rehearsal: prepare
 	ansible-playbook -i $(INVENTORY) playbooks/rehearsal.yml
 
-# Debian packages the tests run for real beside the containers: redis-server (idempotency shared by two
-# engines). Installed only when missing.
+# Debian packages the tests run for real: redis-server (idempotency shared by two engines) and chromium (the
+# report page opened offline). Installed only when missing.
 test-tools:
 	@command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends redis-server; }
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium; }
 
 lint: venv
 	ruff check .
@@ -87,7 +88,7 @@ molecule: prepare
 	$(MOLECULE_TRAFFIC)
 
 test: prepare lint test-tools
-	pytest tests/unit tests/router_app_integration tests/traffic tests/integration tests/e2e $(PYTEST_ARGS)
+	pytest tests/unit tests/browser tests/router_app_integration tests/traffic tests/integration tests/e2e $(PYTEST_ARGS)
 	molecule test -s router
 	$(MOLECULE_TRAFFIC)
 
