@@ -11,7 +11,7 @@ export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 PYTEST_ARGS ?=
 
-.PHONY: test-tools venv venv-path prepare rehearsal test lint unit integration molecule clean-venv
+.PHONY: test-tools venv venv-path prepare rehearsal test lint unit promtool integration molecule clean-venv
 
 venv: $(VENV)/.installed
 
@@ -32,9 +32,13 @@ rehearsal: prepare
 	ansible-playbook -i $(INVENTORY) playbooks/rehearsal.yml
 
 # Debian packages the tests run for real beside the containers: redis-server (idempotency shared by two
-# engines). Installed only when missing.
+# engines), promtool from prometheus (`promtool test rules` of the alert rules; the version the local
+# Prometheus image runs; the package's own server is stopped where systemd started it). Installed only when
+# missing.
 test-tools:
 	@command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends redis-server; }
+	@command -v promtool >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus \
+	  && { ! command -v systemctl >/dev/null || systemctl disable --now prometheus >/dev/null 2>&1 || true; }; }
 
 lint: venv
 	ruff check .
@@ -44,6 +48,10 @@ lint: venv
 
 unit: venv
 	pytest -q tests/unit $(PYTEST_ARGS)
+
+# The alert rules under Prometheus' own unit tests (no container needed).
+promtool: venv test-tools
+	pytest -q tests/promtool $(PYTEST_ARGS)
 
 integration: prepare
 	pytest -q tests/integration $(PYTEST_ARGS)
@@ -57,7 +65,7 @@ molecule: prepare
 	$(MOLECULE_TRAFFIC)
 
 test: prepare lint test-tools
-	pytest tests/unit tests/router_app_integration tests/traffic tests/integration tests/e2e $(PYTEST_ARGS)
+	pytest tests/unit tests/promtool tests/router_app_integration tests/traffic tests/integration tests/e2e $(PYTEST_ARGS)
 	molecule test -s router
 	$(MOLECULE_TRAFFIC)
 

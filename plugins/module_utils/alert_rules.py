@@ -113,7 +113,7 @@ def _num(value: float) -> str:
 
 @dataclass(frozen=True)
 class Names:
-    """The recorded series' names for one rate window (``rate1m``: Prometheus' ``level:metric:operations``)."""
+    """The recorded series' names (``level:metric:operations``) for one rate window (``rate1m``)."""
 
     window: str
 
@@ -178,7 +178,7 @@ class Names:
 
 
 def recording_rules(timing: AlertTiming, router_job: str = ROUTER_JOB, lb_job: str = LB_JOB) -> list[dict]:
-    """Both pools' and the lb's series the alerts (and dashboards, and the gates) read, in evaluation order."""
+    """The series of both pools and the lb that the alerts (and dashboards, gates) read, in order."""
     n = Names(timing.rate_window)
     w = timing.rate_window
     router = f'job="{router_job}"'
@@ -196,7 +196,8 @@ def recording_rules(timing: AlertTiming, router_job: str = ROUTER_JOB, lb_job: s
         # The router pools (targets labelled pool=new|legacy by role monitoring).
         rule(
             n.p95,
-            f"histogram_quantile(0.95, sum by (pool, le) (rate(msgroute_request_duration_seconds_bucket{{{router}}}[{w}])))",
+            "histogram_quantile(0.95, sum by (pool, le) "
+            f"(rate(msgroute_request_duration_seconds_bucket{{{router}}}[{w}])))",
         ),
         rule(n.requests, f"sum by (pool) (rate({requests}[{w}]))"),
         # Every request failed: the non-5xx series may be absent, and 0 % must not read as "no data".
@@ -207,7 +208,7 @@ def recording_rules(timing: AlertTiming, router_job: str = ROUTER_JOB, lb_job: s
         ),
         rule(n.memory, f"max by (pool) (process_resident_memory_bytes{{{router}}})"),
         rule(n.breakers, f"sum by (pool) (msgroute_breaker_state{{{router}}} == bool {BREAKER_OPEN})"),
-        rule(n.up, f'sum by (pool) (up{{{router}}})'),
+        rule(n.up, f"sum by (pool) (up{{{router}}})"),
         # The lb: who answered, the split's misses, the shadow copies, the weights in force.
         rule(n.lb_requests_by_pool, f"sum by (pool) (rate(msgroute_lb_requests_total{{{lb}}}[{w}]))"),
         rule(n.lb_requests, f"sum(rate(msgroute_lb_requests_total{{{lb}}}[{w}]))"),
@@ -220,14 +221,15 @@ def recording_rules(timing: AlertTiming, router_job: str = ROUTER_JOB, lb_job: s
         # What the split sent to the new pool: what it answered plus what legacy answered for it.
         rule(
             n.new_bound,
-            f'{n.failovers} + on() (sum(rate(msgroute_lb_requests_total{{{lb},pool="new"}}[{w}])) or vector(0))',
+            f"{n.failovers} + on() "
+            f'(sum(rate(msgroute_lb_requests_total{{{lb},pool="new"}}[{w}])) or vector(0))',
         ),
         rule(n.failover_ratio, f"{n.failovers} / on() {n.new_bound}"),
         rule(n.shadow_copies, f'sum(rate(msgroute_lb_mirror_requests_total{{{lb},result!="dropped"}}[{w}]))'),
         rule(
             n.shadow_failed,
-            f'(sum(rate(msgroute_lb_mirror_requests_total{{{lb},result=~"{SHADOW_FAILED}"}}[{w}])) or vector(0))\n'
-            f"/ {n.shadow_copies}",
+            f'(sum(rate(msgroute_lb_mirror_requests_total{{{lb},result=~"{SHADOW_FAILED}"}}[{w}]))'
+            f" or vector(0))\n/ {n.shadow_copies}",
         ),
         # Several lbs switch together; the highest value is what reaches the new pool somewhere.
         rule(n.weight, f"max(msgroute_lb_new_weight{{{lb}}})"),
@@ -371,7 +373,8 @@ def _level_alerts(ctx: AlertContext, action: str, limits: Thresholds | Triggers)
                 action,
                 "breakers",
                 f'{n.breakers}{{pool="new"}} > {limits.max_open_breakers}',
-                f"{{{{ $value }}}} circuit breakers open in the new pool > {level} {limits.max_open_breakers}",
+                f"{{{{ $value }}}} circuit breakers open in the new pool > {level} "
+                f"{limits.max_open_breakers}",
                 f"More new-pool circuit breakers are open than {where}.max_open_breakers "
                 f"({limits.max_open_breakers}) allows.",
                 value="{{ $value }}",
@@ -427,7 +430,8 @@ def _starved_alert(ctx: AlertContext) -> dict[str, Any]:
         "starved",
         f"{n.lb_new_share} / on() ({n.weight} / 100) < {_num(STARVED_SHARE)}\n"
         f"{ctx.volume(n.lb_requests, on='on()')}",
-        f"New pool answers {{{{ $value | humanizePercentage }}}} of the share its weight gives it (< {shown})",
+        f"New pool answers {{{{ $value | humanizePercentage }}}} of the share its weight gives it "
+        f"(< {shown})",
         "The lb gives the new pool weight, but the new pool answered less than half of that share of live "
         "requests over the rate window: its results say little, and something keeps traffic from it "
         "(see MsgrouteFailoversAboveTrigger).",
