@@ -5,7 +5,7 @@ measured value just past the alert's threshold (or just inside it), or no data a
 
 - ``past``: quiet until the breach has lasted its ``for``, then firing with the phase, version, action and
   the value and threshold in the annotations, as Prometheus renders them;
-- ``inside``: quiet for as long as it fires past the threshold;
+- ``inside``: still quiet when the ``past`` case fires;
 - ``no_series`` and ``nan`` (NaN samples, or idle counters whose rates make NaN shares and p95): quiet - no
   data never reverts a release, except the alerts that exist for absence, which fire;
 - ``thin``: past the threshold over fewer requests than ``min_requests``: quiet;
@@ -289,7 +289,7 @@ def _for_key(kind: str) -> str:
     }[kind]
 
 
-def timeline(case: Case, timing: AlertTiming, extra_steps: int = 0) -> Timeline:
+def timeline(case: Case, timing: AlertTiming) -> Timeline:
     """When to check: ``quiet`` before the breach can have lasted its ``for``, ``fire`` when it has."""
     step_s = timing.seconds("rate_window") / STEPS_PER_WINDOW
     for_steps = math.ceil(timing.seconds(_for_key(case.kind)) / step_s - 1e-9)
@@ -297,7 +297,7 @@ def timeline(case: Case, timing: AlertTiming, extra_steps: int = 0) -> Timeline:
     # only the breach. The alert must fire ``for`` later, give or take one evaluation: rule groups run on
     # their own, so an alert may read a recorded series one evaluation late. A longer ``for`` fails.
     onset = HEALTHY_STEPS + (STEPS_PER_WINDOW if case.kind in RATE_KINDS else 1)
-    fire = onset + for_steps + 1 + extra_steps
+    fire = onset + for_steps + 1
     return Timeline(step_s, STEPS_PER_WINDOW, for_steps, HEALTHY_STEPS, fire, HEALTHY_STEPS + for_steps)
 
 
@@ -462,11 +462,10 @@ def _absent_labels(case: Case, labels: Mapping[str, str]) -> dict[str, str]:
 
 
 def _stale_expected(case: Case, expected: list[dict]) -> list[dict]:
-    if case.kind == "lb_missing":  # absent() answers 1 with the selector's labels
-        item = expected[0]
-        annotations = dict(item["exp_annotations"])
-        return [{"exp_labels": _absent_labels(case, item["exp_labels"]), "exp_annotations": annotations}]
-    return expected
+    """A stale lb target leaves absent(), which carries only the selector's labels."""
+    if case.kind != "lb_missing":
+        return expected
+    return [dict(expected[0], exp_labels=_absent_labels(case, expected[0]["exp_labels"]))]
 
 
 def predict_linear(values: list[float], step_s: float, horizon_s: float) -> float:
@@ -546,7 +545,9 @@ def _leak_tests(case: Case, timing: AlertTiming) -> Iterator[tuple[str, dict[str
     )
 
 
-def test_file(rule_file: str, rules: Mapping[str, Any], plan: Mapping[str, Any]) -> tuple[dict, list[str]]:
+def build_test_file(
+    rule_file: str, rules: Mapping[str, Any], plan: Mapping[str, Any]
+) -> tuple[dict, list[str]]:
     """The promtool test file for every alert of ``rules`` and the (alert, phase, shape) of each test."""
     timing = resolve_alerting(plan["alerting"])
     step = duration(timing.seconds("rate_window") / STEPS_PER_WINDOW)

@@ -109,7 +109,7 @@ def test_every_alert_fires_past_its_threshold_after_its_for_and_stays_quiet_othe
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
     rules = build_rules(version, plan["gates"], plan["alerting"])
-    test_file, names = cases.test_file("rules.yml", rules, plan)
+    test_file, names = cases.build_test_file("rules.yml", rules, plan)
     (tmp_path / "alerts.test.yml").write_text(yaml.safe_dump(test_file, sort_keys=False, width=1000))
     result = run("test", "rules", "alerts.test.yml", cwd=tmp_path)
     assert result.returncode == 0, _failures(result.stdout + result.stderr, names)
