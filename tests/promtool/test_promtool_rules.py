@@ -47,6 +47,7 @@ INVENTORIES: dict[str, Path | dict[str, Any]] = {
     "custom": {
         "rollout_version": "3.1.4-rc.1",
         "rollout_thresholds": {
+            "shadow": {"max_memory_mb": 64},
             "partial": {"max_open_breakers": 1, "max_p95_ms": 40},
             "full": {"max_memory_mb": None},
         },
