@@ -11,7 +11,7 @@ export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 PYTEST_ARGS ?=
 
-.PHONY: test-tools venv venv-path prepare rehearsal test lint sanity unit integration molecule clean-venv
+.PHONY: test-tools venv venv-path prepare rehearsal test lint sanity unit promtool integration molecule clean-venv
 
 venv: $(VENV)/.installed
 
@@ -39,11 +39,15 @@ prepare: venv
 rehearsal: prepare
 	ansible-playbook -i $(INVENTORY) playbooks/rehearsal.yml
 
-# Debian packages the tests run for real: redis-server (idempotency shared by two engines) and chromium (the
-# report page opened offline). Installed only when missing.
+# Debian packages the tests run for real: redis-server (idempotency shared by two engines), chromium (the report
+# page opened offline) and promtool from prometheus (`promtool test rules` of the alert rules; the version the
+# local Prometheus image runs; the package's own server is stopped where systemd started it). Installed only
+# when missing.
 test-tools:
 	@command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends redis-server; }
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium; }
+	@command -v promtool >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus \
+	  && { ! command -v systemctl >/dev/null || systemctl disable --now prometheus >/dev/null 2>&1 || true; }; }
 
 lint: venv
 	ruff check .
@@ -76,6 +80,10 @@ sanity: venv $(SANITY_PRIMED)
 unit: venv
 	pytest -q tests/unit $(PYTEST_ARGS)
 
+# The alert rules under Prometheus' own unit tests (no container needed).
+promtool: venv test-tools
+	pytest -q tests/promtool $(PYTEST_ARGS)
+
 integration: prepare
 	pytest -q tests/integration $(PYTEST_ARGS)
 
@@ -88,7 +96,7 @@ molecule: prepare
 	$(MOLECULE_TRAFFIC)
 
 test: prepare lint test-tools
-	pytest tests/unit tests/browser tests/router_app_integration tests/traffic tests/integration tests/e2e $(PYTEST_ARGS)
+	pytest tests/unit tests/browser tests/promtool tests/router_app_integration tests/traffic tests/integration tests/e2e $(PYTEST_ARGS)
 	molecule test -s router
 	$(MOLECULE_TRAFFIC)
 

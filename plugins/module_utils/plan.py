@@ -17,6 +17,11 @@ from typing import Any
 
 from ansible_collections.msgroute.rollout.plugins.module_utils.analysis_run import RUN_FIELDS, run_settings
 from ansible_collections.msgroute.rollout.plugins.module_utils.thresholds import PHASES, resolve_thresholds
+from ansible_collections.msgroute.rollout.plugins.module_utils.triggers import (
+    resolve_alerting,
+    resolve_triggers,
+    stricter_than_sla,
+)
 
 # What a run does: a phase's steps, a rollback (it only needs the legacy pool), or status (it changes nothing
 # and measures the phase in force: status.yml, validate.yml).
@@ -79,6 +84,31 @@ def check_thresholds(phase: str, overrides: Mapping[str, Any] | None) -> dict[st
         raise ValueError(f"rollout_thresholds.{phase}: {exc}") from None
 
 
+def check_triggers(phase: str, overrides: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The phase's rollback triggers with the user's overrides applied; ValueError names the setting."""
+    try:
+        return resolve_triggers(phase, overrides).to_dict()
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"rollout_triggers.{phase}.{exc}") from None
+
+
+def check_alerting(settings: Any) -> dict[str, Any]:
+    """``rollout_alerting`` (rate window, ``for`` per alert, leak lookback and horizon) with its defaults."""
+    if settings is not None and not isinstance(settings, Mapping):
+        raise ValueError(f"rollout_alerting: expected a mapping, got {type(settings).__name__}")
+    try:
+        return resolve_alerting(settings).to_dict()
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"rollout_alerting.{exc}") from None
+
+
+def _not_stricter(phase: str, gate: Mapping[str, Any], problems: list[str]) -> None:
+    if gate["thresholds"] is None or gate["triggers"] is None:
+        return  # already refused, named
+    sla = resolve_thresholds(phase, gate["thresholds"])
+    problems.extend(stricter_than_sla(phase, sla, resolve_triggers(phase, gate["triggers"])))
+
+
 def _per_phase(name: str, value: Any, problems: list[str]) -> dict[str, Any]:
     if value is None:
         return {}
@@ -129,11 +159,15 @@ def plan_run(phase: str, settings: Mapping[str, Any]) -> dict[str, Any]:
     """Check every setting a run of ``phase`` reads and return its plan; PlanError lists what is refused.
 
     ``settings`` holds the raw values: ``weight`` (rollout_weight or None), ``steps``, ``shadow_percent``,
-    ``thresholds`` and ``analysis`` (per phase), ``new_instances`` and ``legacy_instances`` (the pools' sizes
-    as the inventory gives them) and ``ports`` (name to value). The plan holds the steps to take and, per
-    phase, the gate's resolved thresholds and analysis settings (``gates``): status.yml and validate.yml
-    measure a phase other than their own with them. A rollback is never refused for a threshold or a step
-    setting: it only needs a legacy instance to send traffic to.
+    ``thresholds``, ``triggers`` and ``analysis`` (per phase), ``alerting``, ``new_instances`` and
+    ``legacy_instances`` (the pools' sizes as the inventory gives them) and ``ports`` (name to value).
+
+    The plan holds the steps to take and, per phase, the gate's resolved thresholds and analysis settings
+    and the resolved rollback triggers (``gates``): status.yml and validate.yml measure a phase other than
+    their own with them, and role monitoring renders its alert rules from them with the alert timing
+    (``alerting``). A trigger stricter than its phase's SLA is refused: the guard would revert what the
+    gate promotes. A rollback is never refused for a threshold or a step setting: it only needs a legacy
+    instance to send traffic to.
     """
     if phase not in RUN_PHASES:
         raise PlanError([f"phase: unknown phase {phase!r}; expected one of {', '.join(RUN_PHASES)}"])
@@ -163,14 +197,19 @@ def plan_run(phase: str, settings: Mapping[str, Any]) -> dict[str, Any]:
 
     thresholds = _per_phase("rollout_thresholds", settings.get("thresholds"), problems)
     analysis = _per_phase("rollout_analysis", settings.get("analysis"), problems)
+    triggers = _per_phase("rollout_triggers", settings.get("triggers"), problems)
     gates = {
         p: {
             "thresholds": _collect(problems, check_thresholds, p, thresholds.get(p)),
+            "triggers": _collect(problems, check_triggers, p, triggers.get(p)),
             "analysis": _collect(problems, check_analysis, p, analysis.get(p)),
         }
         for p in PHASES
     }
+    for p in PHASES:
+        _not_stricter(p, gates[p], problems)
+    alerting = _collect(problems, check_alerting, settings.get("alerting"))
     steps = [{"phase": phase, **step} for step in _steps(phase, settings, problems)]
     if problems:
         raise PlanError(problems)
-    return {"phase": phase, "steps": steps, "gates": gates}
+    return {"phase": phase, "steps": steps, "gates": gates, "alerting": alerting}

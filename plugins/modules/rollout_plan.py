@@ -41,6 +41,22 @@ options:
   analysis:
     description: C(rollout_analysis), per phase (interval, count, limits, window).
     type: raw
+  triggers:
+    description:
+      - C(rollout_triggers), per phase - the rollback level beside the promotion SLA (C(max_p95_ms),
+        C(min_success_rate), C(max_memory_mb), C(max_open_breakers), C(max_failover_percent),
+        C(max_shadow_failure_percent), C(min_requests)).
+      - A trigger stricter than its phase's SLA (p95 below, success above, memory or breakers below) is
+        refused.
+    type: raw
+    version_added: "0.2.0"
+  alerting:
+    description:
+      - C(rollout_alerting) - the alert rules' C(rate_window), C(for) per alert (C(latency), C(success),
+        C(breakers), C(memory), C(leak), C(absent), C(starved), C(failovers), C(shadow_failures),
+        C(lb_metrics)), C(leak_lookback) and C(leak_horizon), each a Prometheus duration.
+    type: raw
+    version_added: "0.2.0"
   new_instances:
     description: Number of new router instances the inventory gives.
     type: raw
@@ -78,8 +94,8 @@ EXAMPLES = r"""
 RETURN = r"""
 plan:
   description:
-    - The run's plan - its steps, and per phase the gate's resolved thresholds and the analysis settings
-      given.
+    - The run's plan - its steps, per phase the gate's resolved thresholds, the resolved rollback triggers
+      and the analysis settings given, and the resolved alert timing (C(alerting)).
   returned: success
   type: dict
   sample:
@@ -89,7 +105,15 @@ plan:
       partial:
         thresholds: {max_p95_ms: 48.0, min_success_rate: 99.0, max_memory_mb: 128.0, min_requests: 20,
                      no_data: inconclusive, max_open_breakers: null}
+        triggers: {max_p95_ms: 65.0, min_success_rate: 98.0, max_memory_mb: 128.0, max_open_breakers: 0,
+                   max_failover_percent: 2.0, max_shadow_failure_percent: 2.0, min_requests: 20}
         analysis: {interval: 5.0, count: 3, window: 5s}
+    alerting:
+      rate_window: 1m
+      for: {latency: 5m, success: 3m, breakers: 0s, memory: 5m, leak: 10m, absent: 1m, starved: 5m,
+            failovers: 3m, shadow_failures: 3m, lb_metrics: 2m}
+      leak_lookback: 30m
+      leak_horizon: 1h
 problems:
   description: Every refused setting, one line each.
   returned: failure
@@ -106,6 +130,8 @@ SETTINGS = (
     "shadow_percent",
     "thresholds",
     "analysis",
+    "triggers",
+    "alerting",
     "new_instances",
     "legacy_instances",
     "ports",
@@ -121,6 +147,8 @@ def main() -> None:
             "shadow_percent": {"type": "raw"},
             "thresholds": {"type": "raw"},
             "analysis": {"type": "raw"},
+            "triggers": {"type": "raw"},
+            "alerting": {"type": "raw"},
             "new_instances": {"type": "raw"},
             "legacy_instances": {"type": "raw"},
             "ports": {"type": "dict", "default": {}},

@@ -156,3 +156,106 @@ def test_a_status_run_plans_no_step_but_every_gate():
     plan = plan_run("status", {**GOOD, "weight": 150})
     assert plan["steps"] == []
     assert set(plan["gates"]) == {"shadow", "partial", "full"}
+
+
+# -- rollback triggers and alert timing ----------------------------------------------------------------------
+
+
+def test_the_plan_carries_every_phase_s_triggers_beside_its_sla():
+    plan = plan_run("partial", GOOD)
+    partial = plan["gates"]["partial"]
+    assert partial["thresholds"]["max_p95_ms"] == 48
+    assert partial["triggers"]["max_p95_ms"] == 65
+    assert partial["triggers"]["min_success_rate"] == 98
+    assert partial["triggers"]["max_open_breakers"] == 0
+    assert {p: g["triggers"]["max_p95_ms"] for p, g in plan["gates"].items()} == {
+        "shadow": 65,
+        "partial": 65,
+        "full": 65,
+    }
+    assert plan["alerting"]["for"]["latency"] == "5m"
+    assert plan["alerting"]["for"]["success"] == "3m"
+    assert plan["alerting"]["for"]["breakers"] == "0s"
+
+
+def test_trigger_and_alerting_overrides_are_applied():
+    plan = plan_run(
+        "status",
+        {
+            **GOOD,
+            "triggers": {"full": {"max_p95_ms": "80", "max_memory_mb": None}},
+            "alerting": {"rate_window": "5s", "for": {"latency": "5s"}},
+        },
+    )
+    assert plan["gates"]["full"]["triggers"]["max_p95_ms"] == 80.0
+    assert plan["gates"]["full"]["triggers"]["max_memory_mb"] is None
+    assert plan["alerting"]["rate_window"] == "5s"
+    assert plan["alerting"]["for"]["latency"] == "5s"
+    assert plan["alerting"]["for"]["success"] == "3m"  # unset keys keep the seed's
+
+
+@pytest.mark.parametrize(
+    ("thresholds", "triggers", "needle"),
+    [
+        ({}, {"partial": {"max_p95_ms": 40}}, "rollout_triggers.partial.max_p95_ms: 40 ms is stricter"),
+        ({"full": {"max_p95_ms": 70}}, {}, "rollout_triggers.full.max_p95_ms: 65 ms is stricter"),
+        ({}, {"partial": {"min_success_rate": 99.5}}, "rollout_triggers.partial.min_success_rate: 99.5 %"),
+        ({"shadow": {"min_success_rate": 97}}, {}, "rollout_triggers.shadow.min_success_rate: 98 %"),
+        ({}, {"full": {"max_memory_mb": 100}}, "rollout_triggers.full.max_memory_mb: 100 MB"),
+        ({"full": {"max_open_breakers": 2}}, {"full": {"max_open_breakers": 1}}, "max_open_breakers: 1"),
+    ],
+)
+def test_a_trigger_stricter_than_the_sla_is_refused(thresholds, triggers, needle):
+    problems = refused("shadow", thresholds=thresholds, triggers=triggers)
+    assert any(needle in p and "would be rolled back" in p for p in problems), problems
+
+
+@pytest.mark.parametrize(
+    ("thresholds", "triggers"),
+    [
+        ({}, {"partial": {"max_p95_ms": 48, "min_success_rate": 99}}),  # equal to the SLA: not stricter
+        ({}, {"partial": {"max_p95_ms": None, "min_success_rate": None}}),  # switched off
+        # The SLA does not gate memory: no bound for the trigger.
+        ({"partial": {"max_memory_mb": None}}, {"partial": {"max_memory_mb": 64}}),
+        ({}, {"full": {"max_open_breakers": 0}}),  # SLA does not gate breakers (default)
+    ],
+)
+def test_a_trigger_at_or_looser_than_the_sla_passes(thresholds, triggers):
+    plan = plan_run("partial", {**GOOD, "thresholds": thresholds, "triggers": triggers})
+    assert set(plan["gates"]) == {"shadow", "partial", "full"}
+
+
+@pytest.mark.parametrize(
+    ("triggers", "needle"),
+    [
+        ({"partial": {"max_p95_ms": 0}}, "rollout_triggers.partial.max_p95_ms: must be > 0"),
+        ({"partial": {"max_p95_ms": "slow"}}, "rollout_triggers.partial.max_p95_ms: expected a number"),
+        ({"full": {"min_success_rate": 101}}, "rollout_triggers.full.min_success_rate: must be from 0"),
+        ({"full": {"max_open_breakers": 1.5}}, "rollout_triggers.full.max_open_breakers: must be a whole"),
+        ({"full": {"min_requests": None}}, "rollout_triggers.full.min_requests: may not be null"),
+        ({"shadow": {"max_failover_percent": "nan"}}, "rollout_triggers.shadow.max_failover_percent"),
+        ({"shadow": {"p95": 70}}, "rollout_triggers.shadow.p95: unknown field"),
+        ({"canary": {}}, "rollout_triggers.canary: unknown phase"),
+        ([65], "rollout_triggers: expected a mapping"),
+    ],
+)
+def test_bad_triggers_are_refused_naming_the_setting(triggers, needle):
+    problems = refused("partial", triggers=triggers)
+    assert any(needle in p for p in problems), problems
+
+
+@pytest.mark.parametrize(
+    ("alerting", "needle"),
+    [
+        ({"rate_window": "1 minute"}, "rollout_alerting.rate_window: expected a Prometheus duration"),
+        ({"rate_window": "0s"}, "rollout_alerting.rate_window: must be longer than 0"),
+        ({"for": {"latency": "five"}}, "rollout_alerting.for.latency: expected a Prometheus duration"),
+        ({"for": {"latncy": "5m"}}, "rollout_alerting.for.latncy: unknown alert"),
+        ({"for": "5m"}, "rollout_alerting.for: expected a mapping"),
+        ({"window": "5m"}, "rollout_alerting.window: unknown setting"),
+        ("5m", "rollout_alerting: expected a mapping"),
+    ],
+)
+def test_bad_alert_timing_is_refused(alerting, needle):
+    problems = refused("partial", alerting=alerting)
+    assert any(needle in p for p in problems), problems
