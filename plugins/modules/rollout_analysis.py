@@ -1,5 +1,6 @@
 """Ansible module: the SLA analysis gate run after every traffic step. Argument parsing, the
-measure-sleep loop and I/O only; every decision is in module_utils/analysis.py."""
+measure-sleep loop and I/O only; every decision is in module_utils (thresholds, measurement, prometheus,
+analysis_run, judge)."""
 
 from __future__ import annotations
 
