@@ -1,0 +1,185 @@
+"""The always-on guard with every real part: Prometheus rules -> Alertmanager -> the guard in each lb's nginx.
+
+A release that passed its step and whose playbook has ended degrades at run time (latency injected through
+the routers' admin API); with no playbook running, the alert fires, Alertmanager delivers it to the guard and
+the guard puts every request back on legacy, records why, and the record outlives an nginx restart, refuses
+the next promotion and makes status.yml fail. A second case kills ansible-playbook in the middle of a step
+and breaches one message class only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import requests
+
+from tests.support import BIN, ROOT
+from tests.support.metrics import scrape
+from tests.support.rollout import (
+    DATA_DIR,
+    INVENTORY,
+    NEW_ROUTER_PORTS,
+    fresh_start,
+    load,
+    route,
+    run_playbook,
+)
+
+GUARD_RECORD = DATA_DIR / "lb" / "guard" / "guard.json"
+LB_METRICS = "http://127.0.0.1:9145/metrics"
+ADMIN_TOKEN = secrets.token_urlsafe(24)
+# Bounded waits for behaviour (the local rules fire after 5 s; Alertmanager waits 1 s): generous, never timed.
+GUARD_WAIT = 120
+
+
+def lb_weights() -> tuple[float, float]:
+    metrics = scrape(LB_METRICS)
+    return metrics.value("msgroute_lb_new_weight"), metrics.value("msgroute_lb_shadow_percent")
+
+
+def wait_for(condition: Callable[[], Any], seconds: float, what: str) -> Any:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"{what}: not seen within {seconds} s")
+
+
+def set_faults(**faults: Any) -> None:
+    for port in NEW_ROUTER_PORTS:
+        answer = requests.put(
+            f"http://127.0.0.1:{port}/admin/faults",
+            json={"enabled": True, **faults},
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+            timeout=5,
+        )
+        assert answer.status_code == 200, answer.text
+
+
+def guard_record() -> dict[str, Any] | None:
+    try:
+        record = json.loads(GUARD_RECORD.read_text())
+    except FileNotFoundError:
+        return None
+    return record if record.get("active") else None
+
+
+def all_legacy(prefix: str, n: int = 50) -> None:
+    for i in range(n):
+        answer = route(f"{prefix}-{i}")
+        assert answer.status_code == 200
+        assert answer.headers["X-Msgroute-Pool"] == "legacy"
+        assert answer.headers["X-Router-Version"] == "legacy"
+
+
+@pytest.fixture(scope="module")
+def after_partial():
+    """partial 50 % passed and its playbook ended; then +100 ms at run time, nothing of ours running."""
+    fresh_start()
+    token = ["-e", f"router_admin_token={ADMIN_TOKEN}"]
+    with load(rate=100) as seen:
+        shadow = run_playbook("shadow.yml", *token)
+        assert shadow.returncode == 0, shadow.output[-4000:]
+        partial = run_playbook("partial.yml", "-e", "rollout_weight=50", *token)
+        assert partial.returncode == 0, partial.output[-4000:]
+        assert lb_weights() == (50, 0)
+        assert guard_record() is None
+        set_faults(latency_ms=100)
+        record = wait_for(guard_record, GUARD_WAIT, "a guard rollback after +100 ms")
+        weights = wait_for(lambda: lb_weights() == (0, 0), 10, "weight and shadow 0 on the lb")
+        time.sleep(3)  # a few seconds of legacy-only traffic in the clients' figures
+    set_faults(latency_ms=0)
+    return {"record": record, "weights": weights, "clients": seen.summary, "partial": partial}
+
+
+def test_a_breach_after_the_play_ended_puts_traffic_back_on_legacy(after_partial):
+    assert after_partial["weights"]
+    all_legacy("after-guard")
+
+
+def test_the_record_says_which_alert_value_and_threshold(after_partial):
+    record = after_partial["record"]
+    assert record["alert"] == "MsgrouteLatencyAboveTrigger"
+    assert record["version"] == "2.0.0"
+    assert record["phase"] == "partial"
+    assert record["threshold"] == "65ms"
+    assert record["value"].endswith("ms")
+    assert record["weights_before"] == {"new_weight": 50, "shadow_percent": 0}
+
+
+def test_clients_lost_nothing_while_the_guard_switched(after_partial):
+    clients = after_partial["clients"]
+    assert clients["responses"] > 500
+    assert set(clients["by_status"]) == {"200"}, clients["by_status"]
+    assert clients.get("errors", 0) == 0, clients
+
+
+def test_an_nginx_restart_still_serves_legacy_only(after_partial):
+    subprocess.run(["docker", "restart", "msgroute-lb"], check=True, capture_output=True, timeout=60)
+    wait_for(lambda: requests.get("http://127.0.0.1:18080/_msgroute/health", timeout=2).ok, 30, "nginx back")
+    assert lb_weights() == (0, 0)
+    all_legacy("after-restart")
+
+
+def test_the_next_promotion_is_refused_with_the_guards_reason(after_partial):
+    run = run_playbook("partial.yml", "-e", "rollout_weight=75")
+    assert run.returncode != 0
+    assert "rolled back by guard: MsgrouteLatencyAboveTrigger" in run.output
+    assert "shadow.yml" in run.output
+    assert lb_weights() == (0, 0)
+
+
+def test_status_reports_the_guard_rollback_and_fails(after_partial):
+    run = run_playbook("status.yml")
+    assert run.returncode != 0
+    assert "rolled back by guard: MsgrouteLatencyAboveTrigger" in run.output
+
+
+def test_a_new_shadow_acknowledges_the_guard_and_may_go_forward(after_partial):
+    run = run_playbook("shadow.yml")
+    assert run.returncode == 0, run.output[-4000:]
+    assert guard_record() is None
+    assert lb_weights() == (0, 10)
+
+
+def test_a_killed_playbook_leaves_the_release_guarded():
+    """ansible-playbook killed in the middle of a long gate; then one message class (strategic) fails on the
+    new pool: the guard reverts with no controller at all."""
+    fresh_start()
+    token = ["-e", f"router_admin_token={ADMIN_TOKEN}"]
+    with load(rate=100) as seen:
+        shadow = run_playbook("shadow.yml", *token)
+        assert shadow.returncode == 0, shadow.output[-4000:]
+        gate = {"interval": 5, "count": 60, "window": "5s"}
+        long_gate = json.dumps({"rollout_analysis": {"partial": gate}})
+        env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"))
+        proc = subprocess.Popen(
+            [str(BIN / "ansible-playbook"), "-i", INVENTORY, "playbooks/partial.yml",
+             "-e", "rollout_weight=25", "-e", long_gate, *token],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+        try:
+            wait_for(lambda: lb_weights() == (25, 0), 300, "the partial step at 25 %")
+        finally:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+        set_faults(error_rate_by_class={"strategic": 1.0})
+        record = wait_for(guard_record, GUARD_WAIT, "a guard rollback after a class fails")
+        wait_for(lambda: lb_weights() == (0, 0), 10, "weight and shadow 0 on the lb")
+    set_faults(error_rate_by_class={"strategic": 0.0})
+    # Every strategic message fails on the new pool: its success share and the lb's failovers both breach.
+    assert record["alert"] in {"MsgrouteSuccessBelowTrigger", "MsgrouteFailoversAboveTrigger"}, record
+    assert record["weights_before"]["new_weight"] == 25
+    all_legacy("after-kill")
+    # The failover to legacy answered every request the failing class sent to the new pool.
+    assert set(seen.summary["by_status"]) == {"200"}, seen.summary["by_status"]
