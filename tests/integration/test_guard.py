@@ -24,16 +24,15 @@ import requests
 from tests.support import BIN, ROOT
 from tests.support.metrics import scrape
 from tests.support.rollout import (
-    DATA_DIR,
     INVENTORY,
     NEW_ROUTER_PORTS,
     fresh_start,
+    guard_record,
     load,
     route,
     run_playbook,
 )
 
-GUARD_RECORD = DATA_DIR / "lb" / "guard" / "guard.json"
 LB_METRICS = "http://127.0.0.1:9145/metrics"
 ADMIN_TOKEN = secrets.token_urlsafe(24)
 # Bounded waits for behaviour (the local rules fire after 5 s; Alertmanager waits 1 s): generous, never timed.
@@ -64,14 +63,6 @@ def set_faults(**faults: Any) -> None:
             timeout=5,
         )
         assert answer.status_code == 200, answer.text
-
-
-def guard_record() -> dict[str, Any] | None:
-    try:
-        record = json.loads(GUARD_RECORD.read_text())
-    except FileNotFoundError:
-        return None
-    return record if record.get("active") else None
 
 
 def all_legacy(prefix: str, n: int = 50) -> None:
