@@ -24,13 +24,14 @@ _VARIABLE = re.compile(r"\$\{(\w+)(?::[^}]*)?\}|\$(\w+)|\[\[(\w+)(?::[^\]]*)?\]\
 @dataclass(frozen=True)
 class Target:
     dashboard: str
+    panel_id: int
     panel: str
     ref: str
     expr: str
 
     @property
     def where(self) -> str:
-        return f"{self.dashboard} / {self.panel} / {self.ref}"
+        return f"{self.dashboard} / {self.panel_id} {self.panel} / {self.ref}"
 
 
 def dashboard_files() -> list[Path]:
@@ -60,6 +61,7 @@ def targets(dashboard: Mapping[str, Any], variables: Mapping[str, str]) -> list[
     return [
         Target(
             dashboard["title"],
+            panel.get("id", 0),
             panel.get("title", ""),
             target.get("refId", ""),
             substitute(target["expr"], variables),
