@@ -18,7 +18,8 @@ from ansible_collections.msgroute.rollout.plugins.module_utils.alert_rules impor
 from ansible_collections.msgroute.rollout.plugins.module_utils.triggers import resolve_alerting
 from prometheus_client import REGISTRY
 
-import router_app.metrics  # noqa: F401  # registers the router's metric families
+# Imported for its effect: it registers the router's metric families in REGISTRY.
+import router_app.metrics  # noqa: F401  # pylint: disable=unused-import
 from tests.support import ROOT
 from tests.support.dashboards import DASHBOARDS, committed_targets, dashboard_files, substitute, targets
 

@@ -74,7 +74,7 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if not self._authorised():
             return
-        kind, _, uid = self.path.removeprefix("/api/").partition("/")
+        kind, _slash, uid = self.path.removeprefix("/api/").partition("/")
         if kind == "folders" and uid in self.server.folders:
             self._answer(200, self.server.folders[uid])
         elif self.path.startswith("/api/dashboards/uid/") and (
