@@ -134,6 +134,11 @@ def play(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess:
     )
 
 
+def words(done: subprocess.CompletedProcess) -> str:
+    """The output with the callback's line wrapping undone."""
+    return " ".join(done.stdout.split())
+
+
 def changed(done: subprocess.CompletedProcess) -> int:
     recap = done.stdout.rsplit("PLAY RECAP", 1)[1]
     return int(recap.split("changed=", 1)[1].split()[0])
@@ -160,7 +165,7 @@ def test_the_dashboards_are_posted_once_and_a_second_run_changes_nothing(tmp_pat
     assert len(grafana.posts) == 2, (
         "an unchanged dashboard was posted again (Grafana keeps a version per post)"
     )
-    assert "0 dashboard(s) posted, 2 already current" in second.stdout
+    assert "0 dashboard(s) posted, 2 already current" in words(second)
 
 
 def test_a_dashboard_edited_in_grafana_is_put_back(tmp_path, grafana):
@@ -171,6 +176,14 @@ def test_a_dashboard_edited_in_grafana_is_put_back(tmp_path, grafana):
     assert again.returncode == 0, again.stdout[-3000:]
     assert grafana.posts.count("msgroute-shadow-comparison") == 2
     assert grafana.posts.count("msgroute-routing-engine-performance") == 1
+
+
+def test_check_mode_reads_but_posts_nothing(tmp_path, grafana):
+    args = ("-e", f"monitoring_grafana_url={grafana.url}", "-e", f"monitoring_grafana_token={TOKEN}")
+    done = play(tmp_path, "--check", *args)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert not grafana.posts and not grafana.folders
+    assert "2 dashboard(s) to post (check mode: not posted), 0 already current" in words(done)
 
 
 def test_a_wrong_token_fails_the_play_and_never_shows_the_token(tmp_path, grafana):
