@@ -166,8 +166,8 @@ active:
   returned: action is record_guard
   type: bool
 msg:
-  description: The reason of the standing guard rollback of O(version), for example
-    C(rolled back by guard: MsgrouteLatencyAboveTrigger (81.2ms vs 65ms) at 2026-12-02T06:40:00Z).
+  description: "The reason of the standing guard rollback of O(version), for example
+    'rolled back by guard: MsgrouteLatencyAboveTrigger (81.2ms vs 65ms) at 2026-12-02T06:40:00Z'."
   returned: action is record_guard and a guard rollback of O(version) stands
   type: str
 verdict:
