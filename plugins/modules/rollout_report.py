@@ -48,8 +48,8 @@ options:
     description:
       - The guard's rollback record of each lb as M(msgroute.rollout.traffic_runtime) C(state=query) returns
         it - one record, a list of them, or null.
-      - "A record of O(version) whose C(active) is true makes the decision
-        'rolled back by guard: <alert> (<value> vs <threshold>) at <UTC time>, from <phase> <weight>% to legacy'."
+      - "A record of O(version) whose C(active) is true makes the decision 'rolled back by guard: <alert>
+        (<value> vs <threshold>) at <UTC time>, from <phase> <weight>% to legacy'."
     type: raw
 extends_documentation_fragment:
   - msgroute.rollout.attributes

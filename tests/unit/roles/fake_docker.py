@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """A stand-in for ``docker exec <container> bash -c <script> <name> <port> <request>`` against the runtime API
 of the traffic role's nginx (plugins/module_utils/traffic_runtime.py): it answers
 ``<dir>/<container>.json``, the state a real nginx would hold, where <dir> is this file's directory; no such

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -53,7 +52,7 @@ def site(tmp_path: Path) -> Path:
     """Inventory (lb1, lb2 local; routers and legacy never contacted), fake docker, state directories."""
     docker = tmp_path / "docker" / "fake_docker.py"
     docker.parent.mkdir()
-    shutil.copy(HERE / "fake_docker.py", docker)
+    docker.write_text(f"#!{BIN}/python\n" + (HERE / "fake_docker.py").read_text())
     docker.chmod(0o755)
     (tmp_path / "hosts.yml").write_text(
         json.dumps(
