@@ -125,7 +125,7 @@ def test_a_new_shadow_acknowledges_it_and_opens_partial_again(guarded):
         )
         assert not guard_record().get("active"), "the lb cleared its record"
         status = run_playbook("status.yml")
-        assert "rolled back by guard" not in one_line(status).split("DECISION")[0]
+        assert "rolled back by guard" not in one_line(status).split("DECISION", maxsplit=1)[0]
         partial = run_playbook("partial.yml", "-e", "rollout_weight=25")
         assert partial.returncode == 0, partial.output[-4000:]
 
