@@ -4,8 +4,9 @@ unit-tested; the charts are drawn by ``report_charts`` from the chart data made 
 
 Inputs are the files the rollout roles write into ``rollout_results_dir``:
 ``performance_report_<phase>_<weight>.json`` for every passed step and ``rollback_decision.json`` for the
-last rollback (a failed gate, a failed step or rollback.yml), each with the measurements of
-``Measurement.to_dict``.
+last rollback (a failed gate, a failed step, the lb's guard seen by a step, or rollback.yml), each with the
+measurements of ``Measurement.to_dict``; and the guard's records the lbs answer, since a guard rollback
+happens with no playbook running and no file written.
 """
 
 from __future__ import annotations
@@ -19,12 +20,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from ansible_collections.msgroute.rollout.plugins.module_utils import guard_record
 from ansible_collections.msgroute.rollout.plugins.module_utils._numbers import as_float
 
 PHASE_ORDER = ("shadow", "partial", "full")
 STEP_FILE = re.compile(r"^performance_report_(?P<phase>[a-z]+)_(?P<weight>\d+)\.json$")
 ROLLBACK_FILE = "rollback_decision.json"
 MANUAL = "Manual"
+GUARD = guard_record.VERDICT
+# Rollbacks that are no step's failed gate: the passed steps stay as they were.
+NOT_A_GATE = (MANUAL, GUARD)
 
 
 class Figure(NamedTuple):
@@ -48,6 +53,7 @@ VERDICT_COLOURS = {
     "Inconclusive": "#f9a825",
     "Error": "#6a1b9a",
     MANUAL: "#1565c0",
+    GUARD: "#e65100",
 }
 
 
@@ -90,6 +96,9 @@ class Decision:
     time: str | None = None
 
     def text(self) -> str:
+        if self.outcome == "rolled back" and self.verdict == GUARD:
+            share = "shadow" if self.phase == "shadow" else f"{self.phase} {self.weight}%"
+            return f"{self.reason}, from {share} to legacy"
         if self.outcome == "rolled back":
             when = f" on {self.time}" if self.time else ""
             return (
@@ -154,12 +163,31 @@ def _newest(steps: Sequence[Step]) -> datetime.datetime | None:
     return max(times) if times else None
 
 
-def collect(files: Mapping[str, Any], version: str | None = None) -> Run:
+def guard_decision(guard: Any, version: str | None = None) -> Decision | None:
+    """The decision of the lb's guard when one of its rollbacks stands (of ``version`` when given)."""
+    standing = guard_record.active(guard, version)
+    if not standing:
+        return None
+    first = standing[0]
+    moment = guard_record.utc_time(first.get("at"))
+    return Decision(
+        "rolled back",
+        str(first.get("phase") or "unknown"),
+        guard_record.weight_before(first),
+        GUARD,
+        guard_record.reason(first),
+        moment if parse_time(moment) else None,
+    )
+
+
+def collect(files: Mapping[str, Any], version: str | None = None, guard: Any = None) -> Run:
     """The run the results files describe (file name -> parsed JSON), keeping only ``version`` when given.
 
     A rollback decision counts when no passed step was recorded after it (an older rollback that a later
     run superseded is left out). A gate or step that failed adds its step, marked rolled back, with the
-    failed gate's measurements; a manual rollback (rollback.yml) leaves the passed steps as they are.
+    failed gate's measurements; a manual rollback (rollback.yml) or one by the lb's guard leaves the passed
+    steps as they are. A guard rollback that stands (``guard``: the records the lbs answer) is the decision:
+    no shadow run has acknowledged it yet.
     """
     passed: dict[tuple[str, int], Step] = {}
     rollback: Step | None = None
@@ -175,7 +203,7 @@ def collect(files: Mapping[str, Any], version: str | None = None) -> Run:
     rollback_time = parse_time(rollback.time) if rollback else None
     newest = _newest(steps)
     if rollback is not None and (newest is None or rollback_time is None or rollback_time >= newest):
-        if rollback.verdict != MANUAL:
+        if rollback.verdict not in NOT_A_GATE:
             steps = [s for s in steps if (s.phase, s.weight) != (rollback.phase, rollback.weight)]
             steps.append(rollback)
         decision = Decision(
@@ -186,7 +214,7 @@ def collect(files: Mapping[str, Any], version: str | None = None) -> Run:
         decision = Decision("promoted", last.phase, last.weight, last.verdict)
     else:
         decision = Decision("none")
-    return Run(version=version, steps=tuple(steps), decision=decision)
+    return Run(version=version, steps=tuple(steps), decision=guard_decision(guard, version) or decision)
 
 
 def _figure(measurements: Sequence[Mapping[str, Any]], key: str) -> list[float | None]:

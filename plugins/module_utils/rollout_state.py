@@ -2,6 +2,10 @@
 
 Plain functions over a JSON document so the rules (which phase may follow which, when a lock is stale, what a
 re-run has left to do) are unit-tested without Ansible. The module ``rollout_state`` does the file I/O.
+
+A rollback the lb's guard recorded (``guard_record``) counts like one of rollback.yml: while it stands,
+partial and full are refused with its reason; a new shadow run records it in the history (a rollback step
+with verdict ``Guard``) and has the lb clear it.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import tempfile
 from dataclasses import dataclass
 from typing import Any
 
+from ansible_collections.msgroute.rollout.plugins.module_utils import guard_record
 from ansible_collections.msgroute.rollout.plugins.module_utils.thresholds import PHASES
 
 # What must have passed, for the same version, before a phase may start.
@@ -72,10 +77,78 @@ def rolled_back_since_passed(state: dict[str, Any], version: str, phase: str) ->
     )
 
 
-def check_order(state: dict[str, Any], version: str, phase: str, force: bool) -> str | None:
-    """None when ``phase`` may start; else the refusal (raised, or returned as a warning with ``force``)."""
+def _guard_key(entry: dict[str, Any]) -> tuple[Any, Any, Any]:
+    return entry.get("lb"), entry.get("alert"), entry.get("at")
+
+
+def guard_steps(state: dict[str, Any], guard: Any, now: str = "") -> list[dict[str, Any]]:
+    """The rollback steps that put the guard's standing records into the history, one per version; a record
+    the history already holds (same lb, alert and time) is not recorded twice."""
+    seen = {
+        _guard_key(entry)
+        for step in state.get("steps", [])
+        if step.get("verdict") == guard_record.VERDICT
+        for entry in step.get("guard", [])
+    }
+    new = [r for r in guard_record.active(guard) if _guard_key(guard_record.summary(r)) not in seen]
+    steps = []
+    for version in dict.fromkeys(str(r.get("version")) for r in new):
+        mine = [r for r in new if str(r.get("version")) == version]
+        first = mine[0]
+        step = {
+            "phase": "rollback",
+            "weight": 0,
+            "version": version,
+            "from_phase": first.get("phase"),
+            "from_weight": guard_record.weight_before(first),
+            "verdict": guard_record.VERDICT,
+            "message": guard_record.reason(first),
+            "guard": [guard_record.summary(r) for r in mine],
+        }
+        if now:
+            step["at"] = now
+        steps.append(step)
+    return steps
+
+
+def acknowledge(
+    state: dict[str, Any], guard: Any, now: str = ""
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The state with the guard's standing rollbacks recorded, and the steps that were added."""
+    steps = guard_steps(state, guard, now)
+    for step in steps:
+        state = record(state, step)
+    return state, steps
+
+
+def check_guard(guard: Any, version: str, phase: str, force: bool = False) -> None:
+    """Refuse partial and full of a version the guard rolled back, until a new shadow acknowledges it.
+
+    ``force`` does not override it: the lb itself refuses new weight while its record stands."""
+    standing = guard_record.active(guard, version)
+    if not standing or phase == "shadow":
+        return
+    override = (
+        " (rollout_force does not override the guard: the lb refuses new weight while its record stands)"
+        if force
+        else ""
+    )
+    raise StateError(
+        f"refusing {phase} of {version}: {guard_record.reason(standing[0])}; "
+        f"run shadow.yml to start again{override}"
+    )
+
+
+def check_order(
+    state: dict[str, Any], version: str, phase: str, force: bool, guard: Any = None
+) -> str | None:
+    """None when ``phase`` may start; else the refusal (raised, or returned as a warning with ``force``).
+
+    A standing guard rollback (``guard``: the records the lbs answer) counts as a rollback of its version."""
     if phase not in PHASES:
         raise StateError(f"unknown phase {phase!r}; expected one of {', '.join(PHASES)}")
+    check_guard(guard, version, phase, force)
+    state = acknowledge(state, guard)[0]
     later = [p for p in PHASES[PHASES.index(phase) + 1 :] if passed(state, version, p)]
     if later:
         # Going back (e.g. shadow mode while live traffic flows to the new routers) is a rollback's job.
@@ -100,9 +173,12 @@ def check_order(state: dict[str, Any], version: str, phase: str, force: bool) ->
     return message
 
 
-def remaining(state: dict[str, Any], version: str, phase: str, weights: list[int]) -> list[int]:
-    """The requested weights a re-run still has to do: a step passed for this version is not redone."""
-    done = set(passed(state, version, phase))
+def remaining(
+    state: dict[str, Any], version: str, phase: str, weights: list[int], guard: Any = None
+) -> list[int]:
+    """The requested weights a re-run still has to do: a step passed for this version is not redone, unless
+    a guard rollback (standing or recorded) came after it."""
+    done = set(passed(acknowledge(state, guard)[0], version, phase))
     return [w for w in weights if int(w) not in done]
 
 

@@ -18,6 +18,8 @@ description:
     each measurement's verdict, the baseline judge's scores when it ran, and the rollback moment and reason;
     and C(timeline.png), the new pool's share of live traffic over the run with each step's verdict.
   - A rollback decision counts when no passed step was recorded after it; an older one is left out.
+  - A rollback by the lb's guard that stands (O(guard)) is the decision, whatever the files say - the guard
+    acts with no playbook running.
   - Without matplotlib on the controller the rows and the table are still returned, with a warning, and
     nothing is written - the summary at the end of a playbook never fails a rollout that succeeded.
   - Runs where the results are, on the controller (C(delegate_to=localhost)).
@@ -42,6 +44,13 @@ options:
     description: Write C(report.html) and C(timeline.png); V(false) only returns the rows and the table.
     type: bool
     default: true
+  guard:
+    description:
+      - The guard's rollback record of each lb as M(msgroute.rollout.traffic_runtime) C(state=query) returns
+        it - one record, a list of them, or null.
+      - "A record of O(version) whose C(active) is true makes the decision 'rolled back by guard: <alert>
+        (<value> vs <threshold>) at <UTC time>, from <phase> <weight>% to legacy'."
+    type: raw
 extends_documentation_fragment:
   - msgroute.rollout.attributes
 attributes:
@@ -193,12 +202,16 @@ def main() -> None:
             "version": {"type": "str"},
             "title": {"type": "str", "default": "msgroute rollout report"},
             "write": {"type": "bool", "default": True},
+            "guard": {"type": "raw"},
         },
         supports_check_mode=True,
     )
     params = module.params
     results_dir = params["results_dir"]
-    run = report.collect(read_results(results_dir), params["version"])
+    try:
+        run = report.collect(read_results(results_dir), params["version"], params["guard"])
+    except ValueError as exc:
+        module.fail_json(msg=f"guard: {exc}")
     rows = report.step_rows(run)
     decision = report.page_data(run, rows)["decision"]
     if not params["write"]:

@@ -17,6 +17,12 @@ description:
     stale and taken over with a warning; O(break_lock) takes a live one.
   - C(action=unlock) releases this run's lock.
   - C(action=record) appends a step (or a rollback) and updates phase, weight and status.
+  - A rollback the lb's guard recorded (O(guard), as M(msgroute.rollout.traffic_runtime) C(state=query)
+    returns it) counts like one of rollback.yml - C(action=check) refuses partial and full of its version
+    with the guard's reason (alert, value against threshold, time) until a new shadow run, and a shadow run
+    starts again from its first step.
+  - C(action=record_guard) appends a rollback step (verdict C(Guard)) for each standing guard record the
+    history does not hold yet, and says whether one stands for O(version) (RV(active), RV(msg)).
 author:
   - msgroute.rollout developers (!UNKNOWN)
 requirements:
@@ -29,11 +35,20 @@ options:
   action:
     description: What to do.
     type: str
-    choices: [read, check, lock, unlock, record]
+    choices: [read, check, lock, unlock, record, record_guard]
     default: read
   version:
-    description: Release version the run rolls out (C(check), C(record)).
+    description: Release version the run rolls out (C(check), C(record), C(record_guard)).
     type: str
+  guard:
+    description:
+      - With C(check) and C(record_guard), the guard's rollback record of each lb as
+        M(msgroute.rollout.traffic_runtime) C(state=query) returns it (C(guard)) - one record, a list of them
+        (null items are skipped), or null when no lb holds one.
+      - A record counts while its C(active) is true; its C(version), C(alert), C(value), C(threshold) and
+        C(at) (seconds since the epoch) make the reason. An C(lb) key, when added, names the lb in the
+        history.
+    type: raw
   phase:
     description: Phase the run wants to start (C(check)).
     type: str
@@ -44,7 +59,10 @@ options:
     elements: int
     default: []
   force:
-    description: With C(check), start a phase whose prerequisite has not passed (with a warning).
+    description:
+      - With C(check), start a phase whose prerequisite has not passed (with a warning).
+      - It does not override a standing guard rollback; the lb refuses new weight while the guard's record
+        stands, and only a new shadow run clears it.
     type: bool
     default: false
   step:
@@ -92,7 +110,7 @@ attributes:
     support: none
 notes:
   - C(lock) and C(unlock) report no change - the lock is run bookkeeping, not managed state - so an idempotent
-    playbook stays idempotent. C(record) reports a change.
+    playbook stays idempotent. C(record) reports a change; C(record_guard) only when it added a step.
 """
 
 EXAMPLES = r"""
@@ -111,7 +129,17 @@ EXAMPLES = r"""
     version: "2.0.0"
     phase: partial
     weights: [25, 50, 75]
+    guard: "{{ ansible_play_hosts | map('extract', hostvars, 'rollout_guard_record') | list }}"
   register: partial_state
+
+- name: Stop when the guard has rolled this version back (the rollback goes into the history)
+  msgroute.rollout.rollout_state:
+    state_dir: /var/lib/msgroute-rollout/lb
+    action: record_guard
+    version: "2.0.0"
+    guard: "{{ runtime.guard }}"
+  register: guarded
+  failed_when: guarded.active
 """
 
 RETURN = r"""
@@ -133,6 +161,24 @@ warning:
   description: Why a stale lock was taken over, or why a forced phase would otherwise be refused.
   returned: when there is one
   type: str
+active:
+  description: Whether a guard rollback of O(version) stands (C(record_guard)).
+  returned: action is record_guard
+  type: bool
+msg:
+  description: "The reason of the standing guard rollback of O(version), for example
+    'rolled back by guard: MsgrouteLatencyAboveTrigger (81.2ms vs 65ms) at 2026-12-02T06:40:00Z'."
+  returned: action is record_guard and a guard rollback of O(version) stands
+  type: str
+verdict:
+  description: C(Guard) when a guard rollback of O(version) stands.
+  returned: action is record_guard and a guard rollback of O(version) stands
+  type: str
+recorded:
+  description: The rollback steps C(record_guard) added to the history (none when it held them already).
+  returned: action is record_guard
+  type: list
+  elements: dict
 """
 
 import os
@@ -140,6 +186,7 @@ import time
 from datetime import datetime, timezone
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.msgroute.rollout.plugins.module_utils import guard_record
 from ansible_collections.msgroute.rollout.plugins.module_utils import rollout_state as rs
 
 
@@ -153,10 +200,11 @@ def main() -> None:
             "state_dir": {"type": "path", "required": True},
             "action": {
                 "type": "str",
-                "choices": ["read", "check", "lock", "unlock", "record"],
+                "choices": ["read", "check", "lock", "unlock", "record", "record_guard"],
                 "default": "read",
             },
             "version": {"type": "str"},
+            "guard": {"type": "raw"},
             "phase": {"type": "str", "choices": list(rs.PHASES)},
             "weights": {"type": "list", "elements": "int", "default": []},
             "force": {"type": "bool", "default": False},
@@ -173,6 +221,7 @@ def main() -> None:
         required_if=[
             ("action", "check", ["version", "phase"]),
             ("action", "record", ["version", "step"]),
+            ("action", "record_guard", ["version"]),
             ("action", "lock", ["run_id"]),
             ("action", "unlock", ["run_id"]),
         ],
@@ -188,11 +237,11 @@ def main() -> None:
             found = rs.read_lock(lock_path)
             module.exit_json(changed=False, state=state, lock=found.to_dict() if found else {})
         if action == "check":
-            warning = rs.check_order(state, p["version"], p["phase"], p["force"])
+            warning = rs.check_order(state, p["version"], p["phase"], p["force"], p["guard"])
             result = {
                 "changed": False,
                 "state": state,
-                "remaining": rs.remaining(state, p["version"], p["phase"], p["weights"]),
+                "remaining": rs.remaining(state, p["version"], p["phase"], p["weights"], p["guard"]),
             }
             if warning:
                 module.warn(warning)
@@ -225,13 +274,22 @@ def main() -> None:
                 os.unlink(lock_path)
             module.exit_json(changed=False, state=state)
         # datetime.UTC needs Python 3.11; modules also run on older managed hosts.
-        now = datetime.now(timezone.utc)  # noqa: UP017
-        step = dict(p["step"], version=p["version"], at=now.isoformat(timespec="seconds"))
+        at = datetime.now(timezone.utc).isoformat(timespec="seconds")  # noqa: UP017
+        if action == "record_guard":
+            new_state, added = rs.acknowledge(state, p["guard"], at)
+            if added and not module.check_mode:
+                rs.save(state_path, new_state)
+            standing = guard_record.active(p["guard"], p["version"])
+            result = {"changed": bool(added), "state": new_state, "recorded": added, "active": bool(standing)}
+            if standing:
+                result.update(msg=guard_record.reason(standing[0]), verdict=guard_record.VERDICT)
+            module.exit_json(**result)
+        step = dict(p["step"], version=p["version"], at=at)
         new_state = rs.record(state, step)
         if not module.check_mode:
             rs.save(state_path, new_state)
         module.exit_json(changed=True, state=new_state)
-    except rs.StateError as exc:
+    except ValueError as exc:  # rs.StateError, or a guard value that is not records
         module.fail_json(msg=str(exc))
     except OSError as exc:
         module.fail_json(msg=f"{p['state_dir']}: {exc}")

@@ -11,6 +11,8 @@ import re
 import pytest
 from ansible_collections.msgroute.rollout.plugins.module_utils import report
 
+from tests.unit.plugins.module_utils.guard_samples import REASON as GUARD_REASON
+from tests.unit.plugins.module_utils.guard_samples import guard
 from tests.unit.plugins.module_utils.report_samples import (
     GOOD,
     ROLLBACK_REASON,
@@ -129,6 +131,51 @@ def test_a_manual_rollback_keeps_the_passed_steps_and_says_why():
     assert len(rows) == 5 and not any(r["rolled_back"] for r in rows)
     assert run.decision.text().startswith("rolled back to legacy at full 100% on ")
     assert run.decision.text().endswith("(Manual): pager: checkout errors")
+
+
+def test_a_standing_guard_rollback_is_the_decision_and_keeps_the_passed_steps():
+    # The guard acted after the last step passed, with no playbook running: no file says so, the lbs do.
+    files = promoted_run()
+    passed_rows = rows_of(files)[1]
+    run = report.collect(files, VERSION, guard=[None, guard()])
+    assert report.step_rows(run) == passed_rows
+    assert (run.decision.outcome, run.decision.verdict, run.decision.time) == (
+        "rolled back",
+        "Guard",
+        "2025-12-02T07:20:00Z",
+    )
+    assert run.decision.text() == f"{GUARD_REASON}, from partial 50% to legacy"
+    assert f"DECISION: {GUARD_REASON}, from partial 50% to legacy" in report.text_table(
+        report.step_rows(run), run.decision
+    )
+
+
+def test_a_guard_rollback_of_a_shadow_names_no_weight():
+    run = report.collect({}, VERSION, guard=guard(phase="shadow", weights_before={"shadow_percent": 10}))
+    assert run.decision.text() == f"{GUARD_REASON}, from shadow to legacy"
+
+
+def test_a_cleared_guard_record_or_one_of_another_version_is_no_decision():
+    files = promoted_run()
+    expected = rows_of(files)[0].decision
+    for record in (guard(active=False), guard(version="1.9.0")):
+        assert report.collect(files, VERSION, guard=record).decision == expected
+
+
+def test_a_guard_rollback_a_step_wrote_down_keeps_the_passed_steps():
+    files = promoted_run()
+    files["rollback_decision.json"] = {
+        "decision": "rollback",
+        "phase": "partial",
+        "weight": 75,
+        "version": VERSION,
+        "reason": GUARD_REASON,
+        "verdict": "Guard",
+        "time": iso_z(START + datetime.timedelta(hours=2)),
+    }
+    run, rows = rows_of(files)
+    assert len(rows) == 5 and not any(r["rolled_back"] for r in rows)
+    assert run.decision.text() == f"{GUARD_REASON}, from partial 75% to legacy"
 
 
 def test_reports_of_another_version_are_left_out():

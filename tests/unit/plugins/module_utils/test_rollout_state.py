@@ -5,7 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from ansible_collections.msgroute.rollout.plugins.module_utils import guard_record as gr
 from ansible_collections.msgroute.rollout.plugins.module_utils import rollout_state as rs
+
+from tests.unit.plugins.module_utils.guard_samples import AT as GUARD_AT
+from tests.unit.plugins.module_utils.guard_samples import REASON as GUARD_REASON
+from tests.unit.plugins.module_utils.guard_samples import guard
 
 
 def step(phase: str, weight: int = 0, verdict: str = "Successful", version: str = "2.0.0") -> dict:
@@ -151,3 +156,81 @@ def test_lock_round_trip_keeps_the_controller_process(tmp_path):
     rs.save(path, held.to_dict())
     assert rs.read_lock(path) == held
     assert json.loads((tmp_path / "rollout.lock").read_text())["pid"] == 4242
+
+
+# A rollback the lb's guard recorded (guard_samples: partial of 2.0.0 at 50 %, rolled back on latency).
+
+
+@pytest.mark.parametrize("phase", ["partial", "full"])
+def test_a_standing_guard_rollback_refuses_partial_and_full_with_its_reason(phase):
+    state = history(step("shadow"), step("partial", 25), step("partial", 50))
+    with pytest.raises(rs.StateError) as refused:
+        rs.check_order(state, "2.0.0", phase, force=False, guard=[guard()])
+    assert str(refused.value) == f"refusing {phase} of 2.0.0: {GUARD_REASON}; run shadow.yml to start again"
+
+
+def test_force_does_not_override_the_guard():
+    state = history(step("shadow"), step("partial", 50))
+    with pytest.raises(rs.StateError, match="rollout_force does not override the guard"):
+        rs.check_order(state, "2.0.0", "full", force=True, guard=guard())
+
+
+def test_after_a_guard_rollback_a_new_shadow_starts_again_from_its_first_step():
+    state = history(step("shadow", 0), step("partial", 25), step("partial", 50))
+    assert rs.check_order(state, "2.0.0", "shadow", force=False, guard=[guard(), None]) is None
+    assert rs.remaining(state, "2.0.0", "shadow", [0], guard=[guard()]) == [0]
+    assert rs.remaining(state, "2.0.0", "shadow", [0]) == [], "without the guard the passed shadow stands"
+
+
+def test_a_cleared_record_or_one_of_another_version_changes_nothing():
+    state = history(step("shadow"), step("partial", 25))
+    for record in (guard(active=False), guard(version="1.9.0")):
+        assert rs.check_order(state, "2.0.0", "full", force=False, guard=record) is None
+        assert rs.remaining(state, "2.0.0", "partial", [25, 50], guard=record) == [50]
+
+
+def test_acknowledging_records_the_guard_rollback_in_the_history():
+    state = history(step("shadow"), step("partial", 50))
+    acknowledged, added = rs.acknowledge(
+        state, [guard(), guard(lb="lb2", at=GUARD_AT + 2)], "2025-12-02T08:00:00+00:00"
+    )
+    assert added == acknowledged["steps"][-1:]
+    assert added[0] == {
+        "phase": "rollback",
+        "weight": 0,
+        "version": "2.0.0",
+        "from_phase": "partial",
+        "from_weight": 50,
+        "verdict": "Guard",
+        "message": GUARD_REASON,
+        "guard": [gr.summary(guard()), gr.summary(guard(lb="lb2", at=GUARD_AT + 2))],
+        "at": "2025-12-02T08:00:00+00:00",
+    }
+    assert (acknowledged["phase"], acknowledged["weight"], acknowledged["status"]) == (
+        "rollback",
+        0,
+        "aborted",
+    )
+    assert rs.passed(acknowledged, "2.0.0", "shadow") == []
+    assert len(state["steps"]) == 2, "acknowledge must not mutate"
+
+
+def test_a_guard_rollback_is_recorded_once():
+    once = rs.acknowledge(history(step("shadow")), guard())[0]
+    twice, added = rs.acknowledge(once, guard())
+    assert added == [] and twice == once
+    # The record keeps standing until the lb clears it: the order still refuses, the shadow still restarts.
+    with pytest.raises(rs.StateError, match="rolled back by guard"):
+        rs.check_order(twice, "2.0.0", "partial", force=False, guard=guard())
+
+
+def test_after_the_acknowledging_shadow_passed_partial_may_start():
+    state = rs.acknowledge(history(step("shadow"), step("partial", 50)), guard())[0]
+    state = rs.record(state, step("shadow"))
+    assert rs.check_order(state, "2.0.0", "partial", force=False, guard=None) is None
+    assert rs.remaining(state, "2.0.0", "partial", [25, 50]) == [25, 50]
+
+
+def test_nothing_standing_acknowledges_nothing():
+    state = history(step("shadow"))
+    assert rs.acknowledge(state, [guard(active=False), None]) == (state, [])

@@ -1,0 +1,178 @@
+"""The rollout roles honour a rollback the lb's guard recorded, run by ansible-playbook on localhost: two lb
+hosts whose nginx is a fake ``docker`` (fake_docker.py) answering the runtime API from a JSON file each, so
+the records are the lbs' own and no container runs. lb1's guard rolled 2.0.0 back at partial 50 %."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.support import BIN, ROOT
+from tests.support.net import free_port
+from tests.unit.plugins.module_utils.guard_samples import REASON, VERSION, guard
+
+HERE = Path(__file__).resolve().parent
+BEGIN = """\
+- name: Pre-flight
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Plan the run
+      ansible.builtin.import_role:
+        name: msgroute.rollout.rollout
+        tasks_from: preflight
+      vars:
+        rollout_run_phase: "{{ phase }}"
+        rollout_run_playbook: "{{ phase }}.yml"
+
+- name: Begin
+  hosts: lb
+  gather_facts: false
+  tasks:
+    - name: Lock, check the phase order, work out what is left
+      ansible.builtin.import_role:
+        name: msgroute.rollout.rollout
+        tasks_from: begin
+"""
+
+
+def nginx(guard_record: dict | str | None, new_weight: int = 0) -> dict:
+    state = {"new_weight": new_weight, "shadow_percent": 0, "has_new": True, "has_legacy": True}
+    if guard_record != "absent":
+        state.update(version=VERSION, guard=guard_record)
+    return state
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    """Inventory (lb1, lb2 local; routers and legacy never contacted), fake docker, state directories."""
+    docker = tmp_path / "docker" / "fake_docker.py"
+    docker.parent.mkdir()
+    docker.write_text(f"#!{BIN}/python\n" + (HERE / "fake_docker.py").read_text())
+    docker.chmod(0o755)
+    (tmp_path / "hosts.yml").write_text(
+        json.dumps(
+            {
+                "all": {
+                    "vars": {
+                        "ansible_connection": "local",
+                        "ansible_python_interpreter": f"{BIN}/python",
+                        "traffic_docker_command": str(docker),
+                        "rollout_version": VERSION,
+                        "rollout_results_dir": str(tmp_path / "results"),
+                        # Nothing listens on these: status's probes are refused at once.
+                        "traffic_listen_port": free_port(),
+                        "router_instances": 1,
+                        "router_base_port": free_port(),
+                        "legacy_instances": 1,
+                        "legacy_base_port": free_port(),
+                    },
+                    "children": {
+                        "lb": {
+                            "hosts": {
+                                lb: {
+                                    "traffic_container_name": f"t-{lb}",
+                                    "rollout_state_dir": str(tmp_path / lb),
+                                }
+                                for lb in ("lb1", "lb2")
+                            }
+                        },
+                        "routers": {"hosts": {"r1": {"ansible_host": "127.0.0.1"}}},
+                        "legacy": {"hosts": {"l1": {"ansible_host": "127.0.0.1"}}},
+                    },
+                }
+            }
+        )
+    )
+    (tmp_path / "begin.yml").write_text(BEGIN)
+    return tmp_path
+
+
+def lbs(site: Path, **states: dict) -> None:
+    for lb, state in states.items():
+        (site / "docker" / f"t-{lb}.json").write_text(json.dumps(state))
+
+
+def history(site: Path, lb: str, *steps: dict) -> None:
+    (site / lb).mkdir(exist_ok=True)
+    state = {
+        "version": VERSION,
+        "phase": "partial",
+        "weight": 50,
+        "status": "progressing",
+        "steps": list(steps),
+    }
+    (site / lb / "state.json").write_text(json.dumps(state))
+
+
+def passed(phase: str, weight: int) -> dict:
+    return {"phase": phase, "weight": weight, "verdict": "Successful", "version": VERSION}
+
+
+def play(site: Path, playbook: str, *extra: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
+    command = [str(BIN / "ansible-playbook"), "-i", str(site / "hosts.yml"), playbook, *extra]
+    return subprocess.run(
+        command, cwd=site, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+def test_partial_is_refused_on_every_lb_with_the_guard_reason_and_the_locks_are_given_back(site):
+    # lb2's nginx does not answer (no container): its record cannot be read, lb1's decides for both.
+    lbs(site, lb1=nginx(guard()))
+    for lb in ("lb1", "lb2"):
+        history(site, lb, passed("shadow", 0), passed("partial", 25))
+    before = (site / "lb1" / "state.json").read_text()
+    done = play(site, str(site / "begin.yml"), "-e", "phase=partial")
+    assert done.returncode != 0
+    refusal = f"refusing partial of {VERSION}: {REASON}; run shadow.yml to start again"
+    out = " ".join(done.stdout.split())
+    assert out.count(refusal) >= 2, done.stdout[-4000:]
+    assert "fatal: [lb2]" in done.stdout, "lb2 shows no record and is refused all the same"
+    assert not (site / "lb1" / "rollout.lock").exists() and not (site / "lb2" / "rollout.lock").exists()
+    assert (site / "lb1" / "state.json").read_text() == before, "a refused run records nothing"
+    assert f"DECISION: {REASON}, from partial 50% to legacy" in done.stdout
+
+
+def test_a_record_of_another_version_or_a_cleared_one_does_not_refuse(site):
+    lbs(site, lb1=nginx(guard(version="1.9.0")), lb2=nginx(guard(active=False)))
+    for lb in ("lb1", "lb2"):
+        history(site, lb, passed("shadow", 0))
+    done = play(site, str(site / "begin.yml"), "-e", "phase=partial", "-e", "rollout_weight=50")
+    assert done.returncode == 0, done.stdout[-4000:]
+    assert "rolled back by guard" not in done.stdout
+
+
+def test_status_reports_the_guard_rollback_and_fails(site):
+    lbs(site, lb1=nginx(guard()), lb2=nginx(None))
+    history(site, "lb1", passed("shadow", 0), passed("partial", 50))
+    history(site, "lb2", passed("shadow", 0), passed("partial", 50))
+    done = play(site, str(ROOT / "playbooks/status.yml"))
+    assert done.returncode != 0
+    out = " ".join(done.stdout.split())
+    assert (
+        f"{REASON} (version {VERSION}; on lb1). Traffic is on legacy; run shadow.yml to start again." in out
+    )
+    assert f"lb1: '{REASON} (version {VERSION})'" in out
+    assert "lb2: no rollback by the guard stands" in out
+    assert f"DECISION: {REASON}, from partial 50% to legacy" in done.stdout
+
+
+BLIND_LB1 = "lb1: 'guard blind: its nginx answers no guard record, a configuration from before the guard'"
+
+
+def test_status_says_where_the_guard_is_blind(site):
+    # lb1's nginx predates the guard: its answer holds no record. The new pool has no traffic, so blindness
+    # alone does not make the rollout degraded (with traffic it does: tests/integration).
+    lbs(site, lb1=nginx("absent"), lb2=nginx(None))
+    for lb in ("lb1", "lb2"):
+        history(site, lb, passed("shadow", 0))
+    done = play(site, str(ROOT / "playbooks/status.yml"))
+    out = " ".join(done.stdout.split())
+    assert BLIND_LB1 in out
+    assert "lb2: no rollback by the guard stands" in out
+    assert "guard blind on" not in out and "rolled back by guard" not in out
