@@ -69,6 +69,7 @@ options:
         O(metric_names.status_label)). A failed query, or a pool without series, makes the judge
         V(Inconclusive), naming the query.
     type: dict
+    version_added: "0.2.0"
   prometheus_url:
     description:
       - Base URL of the Prometheus server, for example C(http://prometheus:9090).
@@ -178,6 +179,7 @@ options:
         type: str
         choices: [during, before]
         default: during
+        version_added: "0.2.0"
       alpha:
         description: Significance level of each one-sided test, in (0, 1).
         type: float

@@ -72,7 +72,7 @@ def test_the_baseline_judge_catches_a_release_slower_than_legacy_inside_the_sla(
         {
             "router_fault_injection": {"latency_ms": 15},
             "rollout_analysis_provider": "web",
-            "rollout_judge": {"enabled": True},
+            "rollout_judge": {"partial": {"enabled": True}},
             "rollout_force": True,
         }
     )
