@@ -719,8 +719,7 @@ def _prometheus_pools(
     """Both pools' totals over the run, asked of Prometheus once the run is over; legacy's over the run
     or over the same length just before it (``baseline_period``)."""
     url = params["prometheus_url"].rstrip("/") + "/api/v1/query"
-    seconds, _ = run_range(run_seconds, "during")
-    _, offset = run_range(run_seconds, judge.baseline_period)
+    seconds, offset = run_range(run_seconds, judge.baseline_period)
     queries = {
         "new": pool_queries(params["selector"], seconds, names),
         "legacy": pool_queries(params["baseline_selector"], seconds, names, offset),

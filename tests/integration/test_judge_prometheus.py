@@ -60,7 +60,7 @@ def test_identical_pools_pass(stand):
 
 
 def test_a_pool_slower_inside_the_sla_fails(stand):
-    result, _ = stand.judge(stand.run_seconds, "slow", "legacy")
+    result = stand.judge(stand.run_seconds, "slow", "legacy")[0]
     assert result.verdict == FAILED, result.summary
     latency = metric(result, "latency")
     assert latency.classification == HIGH
@@ -77,7 +77,7 @@ def test_an_absent_pool_is_inconclusive(stand):
 
 
 def test_a_range_without_two_scrapes_is_inconclusive(stand):
-    result, _ = stand.judge(0.5, "new", "legacy")
+    result = stand.judge(0.5, "new", "legacy")[0]
     assert result.verdict == INCONCLUSIVE
 
 
@@ -91,5 +91,5 @@ def test_legacy_just_before_the_run_is_the_baseline_when_it_serves_nothing(stand
     assert result.verdict == SUCCESSFUL, result.summary
     assert " offset " in queries["legacy"]["buckets"]
     assert metric(result, "latency").requests["legacy"] > before.min_samples
-    slow, _ = stand.judge(run_seconds, "slow", "legacy", before)
+    slow = stand.judge(run_seconds, "slow", "legacy", before)[0]
     assert slow.verdict == FAILED, slow.summary

@@ -157,8 +157,7 @@ class Stand:
         config = config or JudgeConfig()
         names = MetricNames()
         selectors = {"new": {"job": ROUTER_JOB, "pool": new}, "legacy": {"job": ROUTER_JOB, "pool": legacy}}
-        seconds, _ = run_range(run_seconds, "during")
-        _, offset = run_range(run_seconds, config.baseline_period)
+        seconds, offset = run_range(run_seconds, config.baseline_period)
         queries = {
             "new": pool_queries(selectors["new"], seconds, names),
             "legacy": pool_queries(selectors["legacy"], seconds, names, offset),

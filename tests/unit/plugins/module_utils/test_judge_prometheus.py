@@ -1,6 +1,8 @@
 """The baseline judge with provider prometheus: both pools' increases over the run as Prometheus answers
 them (fixed answers here), turned into the totals the Mann-Whitney test takes; and its per-phase defaults."""
 
+from __future__ import annotations
+
 import math
 
 import pytest
