@@ -342,11 +342,12 @@ def pool_queries(
     }
 
 
-def run_range(run_seconds: float, period: str) -> tuple[int, int]:
+def run_range(run_seconds: float, period: str, delay_seconds: float = 0.0) -> tuple[int, int]:
     """(range, offset) in whole seconds of a pool's queries: the run itself for the new pool and a
-    ``during`` baseline; the same length just before the run for a ``before`` baseline."""
+    ``during`` baseline; for a ``before`` baseline the same length ending before the run's initial delay
+    (``delay_seconds``) began, i.e. when the step's traffic change was made and legacy stopped serving."""
     seconds = max(1, math.ceil(run_seconds))
-    return seconds, (seconds if period == BEFORE else 0)
+    return seconds, (seconds + math.ceil(delay_seconds) if period == BEFORE else 0)
 
 
 def _bucket_bound(labels: Mapping[str, str]) -> float:

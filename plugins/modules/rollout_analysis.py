@@ -172,10 +172,10 @@ options:
         description:
           - Which of legacy's requests are the baseline.
           - V(during) - those served during the run, at the same moments as the new pool's.
-          - V(before) - those served in the same length of time just before the run started
-            (O(provider=prometheus) only). For a step where legacy serves nothing, such as the full
-            phase's bake; it compares with legacy as it was, not at the same moments, so a difference
-            in load or time of day shows as a difference.
+          - V(before) - those served in the same length of time just before the run and its
+            O(initial_delay) (O(provider=prometheus) only). For a step where legacy serves nothing, such
+            as the full phase's bake; it compares with legacy as it was, not at the same moments, so a
+            difference in load or time of day shows as a difference.
         type: str
         choices: [during, before]
         default: during
@@ -714,12 +714,13 @@ def _prometheus_pools(
     judge: JudgeConfig,
     names: MetricNames,
     run_seconds: float,
+    delay_seconds: float,
     fetch_json: Callable[..., Any],
 ) -> tuple[dict[str, PoolTotals], dict[str, dict[str, str]]]:
     """Both pools' totals over the run, asked of Prometheus once the run is over; legacy's over the run
-    or over the same length just before it (``baseline_period``)."""
+    or over the same length just before the run and its initial delay (``baseline_period``)."""
     url = params["prometheus_url"].rstrip("/") + "/api/v1/query"
-    seconds, offset = run_range(run_seconds, judge.baseline_period)
+    seconds, offset = run_range(run_seconds, judge.baseline_period, delay_seconds)
     queries = {
         "new": pool_queries(params["selector"], seconds, names),
         "legacy": pool_queries(params["baseline_selector"], seconds, names, offset),
@@ -789,6 +790,7 @@ def main(
     }
     if prometheus:
         result.update(window=window, queries=queries)
+    delay_started = clock()
     sleep(run.initial_delay)
     pools = None if judge is None else {"new": PoolTotals(), "legacy": PoolTotals()}
     if prometheus:
@@ -802,7 +804,10 @@ def main(
     if judge is not None and pools is not None:
         judge_queries = None
         if prometheus:
-            pools, judge_queries = _prometheus_pools(params, judge, names, clock() - run_started, fetch_json)
+            run_seconds, delay_seconds = clock() - run_started, run_started - delay_started
+            pools, judge_queries = _prometheus_pools(
+                params, judge, names, run_seconds, delay_seconds, fetch_json
+            )
         judged = judge_pools(pools["new"], pools["legacy"], judge, names)
         verdict = combine_verdicts(outcome.verdict, judged.verdict)
         message = combined_message(outcome.verdict, outcome.message, judged)

@@ -85,6 +85,9 @@ def test_a_before_baseline_is_the_same_length_just_before_the_run() -> None:
     assert run_range(14.2, "during") == (15, 0)
     assert run_range(14.2, "before") == (15, 15)
     assert run_range(0.0, "during") == (1, 0)
+    # It ends where the run's initial delay began: when the step changed the traffic.
+    assert run_range(14.2, "before", 30.0) == (15, 45)
+    assert run_range(14.2, "during", 30.0) == (15, 0)
     assert pool_queries({"pool": "legacy"}, 15, NAMES, 15)[BUCKETS].endswith(
         '{pool="legacy"}[15s] offset 15s))'
     )
