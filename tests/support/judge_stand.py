@@ -10,6 +10,7 @@ tests/integration/test_judge_prometheus.py.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -98,6 +99,7 @@ class Stand:
                 "-e", f"ROUTER_FAULT_LATENCY_MS={latency:g}",
                 "--memory", "256m", "--cpus", "1.0", ROUTER_IMAGE,
             )  # fmt: skip
+        self.config_dir.mkdir(parents=True, exist_ok=True)
         config = self.config_dir / "prometheus.yml"
         config.write_text(prometheus_config(self.prefix, list(self.pools)))
         self.config_dir.chmod(0o755)
@@ -115,6 +117,7 @@ class Stand:
     def down(self) -> None:
         docker("rm", "-f", *self.names, check=False)
         docker("network", "rm", self.prefix, check=False)
+        shutil.rmtree(self.config_dir, ignore_errors=True)
 
     def load(self, seconds: int, rates: dict[str, int]) -> None:
         """Bounded load on each pool at once (``python -m router_app.loadgen``), then two scrapes' wait."""
