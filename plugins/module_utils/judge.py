@@ -6,8 +6,11 @@ It is Kayenta's NetflixACAJudge in miniature: each metric is compared with a one
 test (scipy, not hand-written statistics) and classified Pass or High; the score is the share of
 passing metrics; ``pass_score`` and ``marginal_score`` turn the score into a verdict.
 
-Pure functions over the histogram and counter deltas the gate already takes (``analysis.target_delta``);
-no I/O. docs/analysis.md explains the statistical choices.
+Pure functions over each pool's histogram and counter increases over the run: from the scrapes the gate
+already takes (provider web, ``measurement.target_delta``) or from Prometheus' ``increase`` of the same
+series by pool (provider prometheus, ``pool_queries`` / ``prometheus_totals``); no I/O. Which phases judge
+by default, and against which period of legacy, is ``PHASE_DEFAULTS``. docs/analysis.md explains the
+statistical choices.
 """
 
 from __future__ import annotations
@@ -45,6 +48,11 @@ from ansible_collections.msgroute.rollout.plugins.module_utils.measurement impor
     MetricNames,
     target_delta,
 )
+from ansible_collections.msgroute.rollout.plugins.module_utils.prometheus import (
+    PrometheusQueryError,
+    label_selector,
+    parse_prometheus_series,
+)
 from ansible_collections.msgroute.rollout.plugins.module_utils.promtext import (
     MetricsParseError,
     parse_samples,
@@ -61,6 +69,23 @@ ERROR_RATE = "error_rate"
 # Per pool and metric. Scaling counts down to this keeps memory at a few MB however long the run and
 # only makes p-values less extreme (the test sees fewer samples), never a pass into a failure.
 MAX_SAMPLES = 100_000
+
+# Which of legacy's requests are the baseline: those served during the run (both pools at the same
+# moments), or those served in the same length of time just before it (the full phase, where legacy serves
+# nothing during the bake; only Prometheus keeps them).
+DURING = "during"
+BEFORE = "before"
+BASELINE_PERIODS = (DURING, BEFORE)
+
+# Per phase: (on by default, baseline period). Shadow is off: the new pool answers mirrored copies whose
+# answers nobody reads, and the shadow gate's thresholds already bound them. Partial compares the pools at
+# the same moments. Full has no legacy traffic to compare with, so legacy's last requests before the bake
+# are the baseline - which only provider prometheus can read; with provider web the full judge is off.
+PHASE_DEFAULTS: dict[str, tuple[bool, str]] = {
+    "shadow": (False, DURING),
+    "partial": (True, DURING),
+    "full": (True, BEFORE),
+}
 
 # Worst first: a verdict combined from the threshold gate and the judge is the worse of the two.
 _SEVERITY = (FAILED, ERROR, INCONCLUSIVE, SUCCESSFUL)
@@ -97,6 +122,7 @@ class JudgeConfig:
     latency_tolerance: float = 0.05
     error_rate_tolerance: float = 0.1
     min_samples: int = 100
+    baseline_period: str = DURING
 
     def __post_init__(self) -> None:
         for name, (minimum, maximum, open_low, open_high) in _RANGES.items():
@@ -112,6 +138,11 @@ class JudgeConfig:
         if self.min_samples != int(self.min_samples):
             raise ValueError(f"judge.min_samples: must be a whole number, got {self.min_samples:g}")
         object.__setattr__(self, "min_samples", int(self.min_samples))
+        if self.baseline_period not in BASELINE_PERIODS:
+            raise ValueError(
+                f"judge.baseline_period: expected one of {', '.join(BASELINE_PERIODS)}, "
+                f"got {self.baseline_period!r}"
+            )
         if self.marginal_score > self.pass_score:
             raise ValueError(
                 f"judge.marginal_score: {self.marginal_score:g} is above pass_score {self.pass_score:g}"
@@ -121,30 +152,37 @@ class JudgeConfig:
         return {name: getattr(self, name) for name in JUDGE_FIELDS}
 
 
-JUDGE_FIELDS = tuple(_RANGES)
+JUDGE_FIELDS = (*_RANGES, "baseline_period")
 
 
-def resolve_judge(
-    options: Mapping[str, Any] | None,
-    baseline_targets: Sequence[str] | None,
+def _baseline_given(
+    provider: str, baseline_targets: Sequence[str] | None, baseline_selector: Mapping[str, str] | None
+) -> bool:
+    return bool(baseline_selector) if provider == "prometheus" else bool(baseline_targets)
+
+
+def _check_baseline(
     provider: str,
-    targets: Sequence[str] = (),
-) -> JudgeConfig | None:
-    """The judge's configuration, or None when it is off; ValueError names the offending option.
-
-    ``enabled`` left unset means "on when there is a baseline to judge against", so giving
-    ``baseline_targets`` is all it takes; an explicit ``enabled: false`` wins.
-    """
-    options = dict(options or {})
-    enabled = options.pop("enabled", None)
-    if enabled is None:
-        enabled = bool(baseline_targets)
-    if not enabled:
-        return None
-    if provider != "web":
-        raise ValueError(
-            "judge: the baseline judge needs provider=web (it compares scraped histograms of both pools)"
-        )
+    baseline_targets: Sequence[str] | None,
+    targets: Sequence[str],
+    baseline_selector: Mapping[str, str] | None,
+    selector: Mapping[str, str] | None,
+) -> None:
+    """Each provider reads its own baseline option and ignores the other's (as targets / prometheus_url)."""
+    if provider == "prometheus":
+        if not baseline_selector:
+            raise ValueError(
+                "baseline_selector: the legacy pool's label matchers (e.g. pool: legacy) are needed when "
+                "judge.enabled is true with provider=prometheus"
+            )
+        if not selector:
+            raise ValueError(
+                "selector: the judge needs the new pool's label matchers (e.g. pool: new) with "
+                "provider=prometheus; an empty selector would count legacy's requests as new"
+            )
+        if dict(selector) == dict(baseline_selector):
+            raise ValueError("baseline_selector: equals selector; a pool cannot be its own baseline")
+        return
     if not baseline_targets:
         raise ValueError(
             "baseline_targets: at least one legacy /metrics URL is needed when judge.enabled is true"
@@ -152,12 +190,75 @@ def resolve_judge(
     both = sorted(set(baseline_targets) & set(targets))
     if both:
         raise ValueError(f"baseline_targets: {both[0]} is also in targets; a pool cannot be its own baseline")
+
+
+def judge_config(options: Mapping[str, Any], provider: str) -> JudgeConfig:
+    """The judge's fields other than ``enabled``, checked (unset or None: the default)."""
     unknown = sorted(set(options) - set(JUDGE_FIELDS))
     if unknown:
         raise ValueError(
             f"judge.{unknown[0]}: unknown field; expected some of enabled, {', '.join(JUDGE_FIELDS)}"
         )
-    return JudgeConfig(**{name: value for name, value in options.items() if value is not None})
+    config = JudgeConfig(**{name: value for name, value in options.items() if value is not None})
+    if config.baseline_period == BEFORE and provider != "prometheus":
+        raise ValueError(
+            "judge.baseline_period: 'before' needs provider=prometheus; scrapes only see the run itself"
+        )
+    return config
+
+
+def resolve_judge(
+    options: Mapping[str, Any] | None,
+    baseline_targets: Sequence[str] | None,
+    provider: str,
+    targets: Sequence[str] = (),
+    baseline_selector: Mapping[str, str] | None = None,
+    selector: Mapping[str, str] | None = None,
+) -> JudgeConfig | None:
+    """The judge's configuration, or None when it is off; ValueError names the offending option.
+
+    ``enabled`` left unset means "on when there is a baseline to judge against": ``baseline_targets``
+    with provider web, ``baseline_selector`` with provider prometheus; an explicit ``enabled: false`` wins.
+    """
+    options = dict(options or {})
+    enabled = options.pop("enabled", None)
+    if enabled is None:
+        enabled = _baseline_given(provider, baseline_targets, baseline_selector)
+    if not enabled:
+        return None
+    _check_baseline(provider, baseline_targets, targets, baseline_selector, selector)
+    return judge_config(options, provider)
+
+
+_BOOLEANS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
+
+
+def _enabled(value: Any) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _BOOLEANS:
+        return _BOOLEANS[value.strip().lower()]
+    raise ValueError(f"judge.enabled: expected true or false, got {value!r}")
+
+
+def phase_judge(phase: str, settings: Mapping[str, Any] | None, provider: str) -> dict[str, Any]:
+    """One phase's judge as a rollout runs it (``enabled`` and every field, defaults filled in from
+    ``PHASE_DEFAULTS`` and ``JudgeConfig``); ValueError names the field.
+
+    The full phase's default baseline (legacy just before the bake) needs Prometheus, so with provider
+    web the full judge is off unless asked for, and asking for it there is refused: legacy serves nothing
+    during the bake, so it could only ever be Inconclusive and would hold every release.
+    """
+    settings = dict(settings or {})
+    on_by_default, period = PHASE_DEFAULTS[phase]
+    enabled = _enabled(settings.pop("enabled", None))
+    if settings.get("baseline_period") is None:
+        settings["baseline_period"] = period
+    if enabled is None:
+        enabled = on_by_default and (settings["baseline_period"] == DURING or provider == "prometheus")
+    # Switched off, its fields are still checked, but not against a provider it will not use.
+    config = judge_config(settings, provider if enabled else "prometheus")
+    return {"enabled": enabled, **config.to_dict()}
 
 
 # ---------------------------------------------------------------------------------------- pool totals
@@ -212,6 +313,83 @@ def scrape_totals(
             continue
         totals += PoolTotals(buckets=delta.buckets, by_status=delta.by_status)
     return totals
+
+
+# ------------------------------------------------------------------------------------- provider prometheus
+
+
+BUCKETS = "buckets"
+BY_STATUS = "by_status"
+
+
+def pool_queries(
+    selector: Mapping[str, str], seconds: int, names: MetricNames, offset_seconds: int = 0
+) -> dict[str, str]:
+    """The PromQL of one pool's totals over ``seconds`` (ending ``offset_seconds`` ago): the increase of
+    each latency bucket, by ``le``, and of the request counter, by status class, summed over instances.
+
+    Not the recording rules of role monitoring: they keep rates over a short window and a p95, while
+    the test needs every request of the run in its bucket. ``increase`` handles counter resets (a
+    restarted router) and, like the scrapes, sums over the pool's instances.
+    """
+    if int(seconds) < 1 or int(offset_seconds) < 0:
+        raise ValueError(f"judge range: {seconds}s offset {offset_seconds}s is not a range of time")
+    sel = label_selector(selector)
+    span = f"[{int(seconds)}s]" + (f" offset {int(offset_seconds)}s" if offset_seconds else "")
+    return {
+        BUCKETS: f"sum by (le) (increase({names.histogram}_bucket{sel}{span}))",
+        BY_STATUS: f"sum by ({names.status_label}) (increase({names.requests}{sel}{span}))",
+    }
+
+
+def run_range(run_seconds: float, period: str, delay_seconds: float = 0.0) -> tuple[int, int]:
+    """(range, offset) in whole seconds of a pool's queries: the run itself for the new pool and a
+    ``during`` baseline; for a ``before`` baseline the same length ending before the run's initial delay
+    (``delay_seconds``) began, i.e. when the step's traffic change was made and legacy stopped serving."""
+    seconds = max(1, math.ceil(run_seconds))
+    return seconds, (seconds + math.ceil(delay_seconds) if period == BEFORE else 0)
+
+
+def _bucket_bound(labels: Mapping[str, str]) -> float:
+    try:
+        return float(labels["le"])
+    except (KeyError, ValueError):
+        raise PrometheusQueryError(f"series {dict(labels)} has no numeric le label") from None
+
+
+def prometheus_totals(
+    answers: Mapping[str, Any], queries: Mapping[str, str], names: MetricNames
+) -> PoolTotals:
+    """One pool's totals from the answers to ``pool_queries`` (by key: decoded JSON, or the exception
+    its query raised). A failed or empty query is a problem named by its PromQL, so an Inconclusive
+    judge says what it could not see. A NaN stays NaN: the judged metric is then High (fail closed).
+    """
+    buckets: dict[float, float] = {}
+    by_status: dict[str, float] = {}
+    problems: dict[str, str] = {}
+    for key, query in queries.items():
+        answer = answers.get(key)
+        if isinstance(answer, BaseException) or answer is None:
+            problems[query] = f"query failed: {answer}"
+            continue
+        try:
+            series = parse_prometheus_series(answer)
+            if not series:
+                problems[query] = "no series (no such pool, or no requests in the range)"
+            for labels, value in series:
+                if key == BUCKETS:
+                    bound = _bucket_bound(labels)
+                    buckets[bound] = buckets.get(bound, 0.0) + value
+                else:
+                    status = labels.get(names.status_label, "")
+                    by_status[status] = by_status.get(status, 0.0) + value
+        except PrometheusQueryError as exc:
+            problems[query] = str(exc)
+            if key == BUCKETS:
+                buckets = {}
+            else:
+                by_status = {}
+    return PoolTotals(buckets=buckets, by_status=by_status, problems=problems)
 
 
 # ---------------------------------------------------------------------------------------------- samples

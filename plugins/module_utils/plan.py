@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ansible_collections.msgroute.rollout.plugins.module_utils.analysis_run import RUN_FIELDS, run_settings
+from ansible_collections.msgroute.rollout.plugins.module_utils.judge import phase_judge
 from ansible_collections.msgroute.rollout.plugins.module_utils.thresholds import PHASES, resolve_thresholds
 from ansible_collections.msgroute.rollout.plugins.module_utils.triggers import (
     resolve_alerting,
@@ -26,6 +27,7 @@ from ansible_collections.msgroute.rollout.plugins.module_utils.triggers import (
 # What a run does: a phase's steps, a rollback (it only needs the legacy pool), or status (it changes nothing
 # and measures the phase in force: status.yml, validate.yml).
 RUN_PHASES = (*PHASES, "rollback", "status")
+PROVIDERS = ("web", "prometheus")
 MAX_INSTANCES = 1000
 
 
@@ -90,6 +92,24 @@ def check_triggers(phase: str, overrides: Mapping[str, Any] | None) -> dict[str,
         return resolve_triggers(phase, overrides).to_dict()
     except (TypeError, ValueError) as exc:
         raise ValueError(f"rollout_triggers.{phase}.{exc}") from None
+
+
+def check_judge(phase: str, settings: Mapping[str, Any] | None, provider: str) -> dict[str, Any]:
+    """The phase's baseline judge as its gate runs it - ``enabled`` resolved from the phase's default
+    (``judge.PHASE_DEFAULTS``) and the provider, every field filled in; ValueError names the setting."""
+    try:
+        return phase_judge(phase, settings, provider)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"rollout_judge.{phase}.{str(exc).removeprefix('judge.')}") from None
+
+
+def _provider(value: Any, problems: list[str]) -> str:
+    if value is None:
+        return "web"
+    if value not in PROVIDERS:
+        problems.append(f"rollout_analysis_provider: expected one of {', '.join(PROVIDERS)}, got {value!r}")
+        return "web"
+    return str(value)
 
 
 def check_alerting(settings: Any) -> dict[str, Any]:
@@ -159,15 +179,16 @@ def plan_run(phase: str, settings: Mapping[str, Any]) -> dict[str, Any]:
     """Check every setting a run of ``phase`` reads and return its plan; PlanError lists what is refused.
 
     ``settings`` holds the raw values: ``weight`` (rollout_weight or None), ``steps``, ``shadow_percent``,
-    ``thresholds``, ``triggers`` and ``analysis`` (per phase), ``alerting``, ``new_instances`` and
+    ``thresholds``, ``triggers``, ``analysis`` and ``judge`` (per phase), ``provider`` (the gates'),
+    ``alerting``, ``new_instances`` and
     ``legacy_instances`` (the pools' sizes as the inventory gives them) and ``ports`` (name to value).
 
-    The plan holds the steps to take and, per phase, the gate's resolved thresholds and analysis settings
-    and the resolved rollback triggers (``gates``): status.yml and validate.yml measure a phase other than
-    their own with them, and role monitoring renders its alert rules from them with the alert timing
-    (``alerting``). A trigger stricter than its phase's SLA is refused: the guard would revert what the
-    gate promotes. A rollback is never refused for a threshold or a step setting: it only needs a legacy
-    instance to send traffic to.
+    The plan holds the steps to take and, per phase, the gate's resolved thresholds and analysis settings,
+    the resolved rollback triggers and the baseline judge (``gates``): status.yml and validate.yml measure
+    a phase other than their own with them, and role monitoring renders its alert rules from them with the
+    alert timing (``alerting``). A trigger stricter than its phase's SLA is refused: the guard would revert
+    what the gate promotes. A rollback is never refused for a threshold or a step setting: it only needs a
+    legacy instance to send traffic to.
     """
     if phase not in RUN_PHASES:
         raise PlanError([f"phase: unknown phase {phase!r}; expected one of {', '.join(RUN_PHASES)}"])
@@ -198,11 +219,14 @@ def plan_run(phase: str, settings: Mapping[str, Any]) -> dict[str, Any]:
     thresholds = _per_phase("rollout_thresholds", settings.get("thresholds"), problems)
     analysis = _per_phase("rollout_analysis", settings.get("analysis"), problems)
     triggers = _per_phase("rollout_triggers", settings.get("triggers"), problems)
+    judge = _per_phase("rollout_judge", settings.get("judge"), problems)
+    provider = _provider(settings.get("provider"), problems)
     gates = {
         p: {
             "thresholds": _collect(problems, check_thresholds, p, thresholds.get(p)),
             "triggers": _collect(problems, check_triggers, p, triggers.get(p)),
             "analysis": _collect(problems, check_analysis, p, analysis.get(p)),
+            "judge": _collect(problems, check_judge, p, judge.get(p), provider),
         }
         for p in PHASES
     }

@@ -43,7 +43,8 @@ def check_window(window: Any) -> str:
     return window
 
 
-def _selector(labels: Mapping[str, str], *extra: str) -> str:
+def label_selector(labels: Mapping[str, str], *extra: str) -> str:
+    """``{name="value",...}`` with values escaped, ``extra`` matchers appended; empty for no labels."""
     parts = []
     for name in sorted(labels):
         if not LABEL_NAME.match(str(name)):
@@ -64,9 +65,9 @@ def prometheus_queries(
     """
     names = names or MetricNames()
     check_window(window)
-    sel = _selector(selector_labels)
+    sel = label_selector(selector_labels)
     failed = "|".join(names.failure_classes)
-    ok_sel = _selector(selector_labels, f'{names.status_label}!~"{failed}"')
+    ok_sel = label_selector(selector_labels, f'{names.status_label}!~"{failed}"')
     queries = {
         "p95": f"histogram_quantile({QUANTILE}, sum by (le) (rate({names.histogram}_bucket{sel}[{window}])))",
         "success": (
@@ -89,12 +90,9 @@ def _sample_value(pair: Any) -> float | None:
     return None if math.isnan(value) else value
 
 
-def parse_prometheus_vector(json_body: Any) -> float | None:
-    """The single value of an ``/api/v1/query`` answer (decoded JSON or its text).
-
-    Empty result and NaN are None (no data); an error status or more than one series raises
-    PrometheusQueryError, since the gate's queries always aggregate to one series.
-    """
+def _instant_vector(json_body: Any) -> Any:
+    """The ``data`` of a successful ``/api/v1/query`` answer (decoded JSON or its text); raises
+    PrometheusQueryError for an error status or an answer that is not JSON."""
     if isinstance(json_body, (str, bytes)):
         try:
             json_body = json.loads(json_body)
@@ -107,7 +105,16 @@ def parse_prometheus_vector(json_body: Any) -> float | None:
             f"Prometheus query failed: {json_body.get('errorType', 'unknown')}: "
             f"{json_body.get('error', 'no error message')}"
         )
-    data = json_body.get("data") or {}
+    return json_body.get("data") or {}
+
+
+def parse_prometheus_vector(json_body: Any) -> float | None:
+    """The single value of an ``/api/v1/query`` answer (decoded JSON or its text).
+
+    Empty result and NaN are None (no data); an error status or more than one series raises
+    PrometheusQueryError, since the gate's queries always aggregate to one series.
+    """
+    data = _instant_vector(json_body)
     result_type, result = data.get("resultType"), data.get("result")
     if result_type == "scalar":
         return _sample_value(result)
@@ -118,6 +125,27 @@ def parse_prometheus_vector(json_body: Any) -> float | None:
     if len(result) > 1:
         raise PrometheusQueryError(f"expected one series, got {len(result)}: aggregate the query")
     return _sample_value(result[0].get("value"))
+
+
+def parse_prometheus_series(json_body: Any) -> list[tuple[dict[str, str], float]]:
+    """Every series of an instant vector answer as (labels, value); NaN is kept, for the caller to judge.
+
+    For queries that keep a label (``sum by (le)``); an empty answer is an empty list.
+    """
+    data = _instant_vector(json_body)
+    result_type, result = data.get("resultType"), data.get("result")
+    if result_type != "vector" or not isinstance(result, list):
+        raise PrometheusQueryError(f"expected an instant vector, got resultType {result_type!r}")
+    series = []
+    for item in result:
+        labels = item.get("metric") if isinstance(item, Mapping) else None
+        pair = item.get("value") if isinstance(item, Mapping) else None
+        try:
+            value = float(pair[1])  # type: ignore[index]
+        except (TypeError, ValueError, IndexError) as exc:
+            raise PrometheusQueryError(f"unexpected series {item!r:.200} in Prometheus answer") from exc
+        series.append(({str(k): str(v) for k, v in (labels or {}).items()}, value))
+    return series
 
 
 def _breaker_open(state: float | None) -> float | None:

@@ -19,9 +19,10 @@ description:
     C(histogram_quantile) does over the C(sum by le) of the bucket rates.
   - With O(provider=prometheus) the same figures are queried from a Prometheus server with PromQL over
     O(window).
-  - With O(baseline_targets) a baseline judge also compares the new pool with the legacy pool over the
-    whole run (Kayenta-style, a one-sided Mann-Whitney U test per metric); the run fails if either the
-    thresholds or the judge fail. See O(judge) and C(docs/analysis.md) in the collection.
+  - With O(baseline_targets) (provider V(web)) or O(baseline_selector) (provider V(prometheus)) a baseline
+    judge also compares the new pool with the legacy pool over the whole run (Kayenta-style, a one-sided
+    Mann-Whitney U test per metric); the run fails if either the thresholds or the judge fail. See O(judge)
+    and C(docs/analysis.md) in the collection.
   - The task fails unless the verdict is V(Successful); the result then still carries every measurement,
     so a rescue block can write down the rollback decision.
   - The module only reads, so it runs unchanged in check mode and never reports a change.
@@ -57,6 +58,18 @@ options:
         next good scrape, and a pool with too few requests makes the judge V(Inconclusive).
     type: list
     elements: str
+  baseline_selector:
+    description:
+      - Label matchers (label name to exact value) that select the legacy routers' series in Prometheus,
+        for example C(pool=legacy); O(provider=prometheus) only. The new pool's are O(selector), which must
+        then be given and differ.
+      - Giving them switches the judge on unless O(judge.enabled=false).
+      - After the last measurement the judge asks Prometheus once per pool for the C(increase) over the run
+        of every bucket of O(metric_names.histogram) (C(sum by (le))) and of O(metric_names.requests) (by
+        O(metric_names.status_label)). A failed query, or a pool without series, makes the judge
+        V(Inconclusive), naming the query.
+    type: dict
+    version_added: "0.2.0"
   prometheus_url:
     description:
       - Base URL of the Prometheus server, for example C(http://prometheus:9090).
@@ -134,7 +147,8 @@ options:
     description:
       - The baseline judge, an extra gate next to the thresholds (Kayenta's NetflixACAJudge in small).
       - Over the whole run it takes the new and the legacy pool's histogram and request counter increases
-        (summed over instances), turns them into one sample per request (latency at its bucket's upper
+        (summed over instances; from the scrapes with O(provider=web), from Prometheus' C(increase) with
+        O(provider=prometheus)), turns them into one sample per request (latency at its bucket's upper
         bound; 1 for a failed request, 0 otherwise) and tests each metric with a one-sided Mann-Whitney U
         test (new worse than legacy).
       - A metric is V(High) when the difference is both significant (p < O(judge.alpha)) and larger than
@@ -150,9 +164,22 @@ options:
     suboptions:
       enabled:
         description:
-          - Run the judge. Unset means V(true) when O(baseline_targets) is given, V(false) otherwise.
-          - V(true) needs O(baseline_targets) and O(provider=web).
+          - Run the judge. Unset means V(true) when the provider's baseline is given (O(baseline_targets)
+            with V(web), O(baseline_selector) with V(prometheus)), V(false) otherwise.
+          - V(true) needs that baseline.
         type: bool
+      baseline_period:
+        description:
+          - Which of legacy's requests are the baseline.
+          - V(during) - those served during the run, at the same moments as the new pool's.
+          - V(before) - those served in the same length of time just before the run and its
+            O(initial_delay) (O(provider=prometheus) only). For a step where legacy serves nothing, such
+            as the full phase's bake; it compares with legacy as it was, not at the same moments, so a
+            difference in load or time of day shows as a difference.
+        type: str
+        choices: [during, before]
+        default: during
+        version_added: "0.2.0"
       alpha:
         description: Significance level of each one-sided test, in (0, 1).
         type: float
@@ -293,6 +320,18 @@ EXAMPLES = r"""
     count: 10
     consecutive_success_limit: 3
 
+- name: Gate a partial step through Prometheus, with legacy at the same moments as the baseline
+  msgroute.rollout.rollout_analysis:
+    provider: prometheus
+    prometheus_url: http://prometheus:9090
+    selector:
+      pool: new
+    baseline_selector:
+      pool: legacy
+    phase: partial
+    interval: 60
+    count: 20
+
 - name: Shadow gate with a stricter latency budget and a failure on missing data
   msgroute.rollout.rollout_analysis:
     phase: shadow
@@ -422,8 +461,14 @@ judge:
       description: The effective judge settings.
       type: dict
     scrape_problems:
-      description: Per pool, the latest problem of each target that could not always be scraped.
+      description: Per pool, the latest problem of each target that could not always be scraped (with
+        O(provider=prometheus), of each query that failed or found no series).
       type: dict
+    queries:
+      description: With O(provider=prometheus), the PromQL of each pool's totals (C(buckets),
+        C(by_status)) over the run.
+      type: dict
+      returned: when O(provider=prometheus)
   sample:
     verdict: Failed
     score: 50.0
@@ -454,7 +499,7 @@ judge:
         new: {error_rate: 0.06}
         legacy: {error_rate: 0.05}
     settings: {alpha: 0.05, pass_score: 95.0, marginal_score: 75.0, latency_tolerance: 0.05,
-               error_rate_tolerance: 0.1, min_samples: 100}
+               error_rate_tolerance: 0.1, min_samples: 100, baseline_period: during}
     scrape_problems: {}
 window:
   description: PromQL range used by the queries.
@@ -483,6 +528,7 @@ from ansible_collections.msgroute.rollout.plugins.module_utils.analysis_run impo
     should_stop,
 )
 from ansible_collections.msgroute.rollout.plugins.module_utils.judge import (
+    BASELINE_PERIODS,
     HAS_SCIPY,
     SCIPY_IMPORT_ERROR,
     JudgeConfig,
@@ -490,7 +536,10 @@ from ansible_collections.msgroute.rollout.plugins.module_utils.judge import (
     combine_verdicts,
     combined_message,
     judge_pools,
+    pool_queries,
+    prometheus_totals,
     resolve_judge,
+    run_range,
     scrape_totals,
 )
 from ansible_collections.msgroute.rollout.plugins.module_utils.measurement import (
@@ -531,6 +580,7 @@ def argument_spec() -> dict[str, Any]:
         "provider": {"type": "str", "choices": ["web", "prometheus"], "default": "web"},
         "targets": {"type": "list", "elements": "str"},
         "baseline_targets": {"type": "list", "elements": "str"},
+        "baseline_selector": {"type": "dict"},
         "prometheus_url": {"type": "str"},
         "selector": {"type": "dict", "default": {}},
         "window": {"type": "str"},
@@ -563,6 +613,11 @@ def argument_spec() -> dict[str, Any]:
                 "latency_tolerance": {"type": "float", "default": _JUDGE.latency_tolerance},
                 "error_rate_tolerance": {"type": "float", "default": _JUDGE.error_rate_tolerance},
                 "min_samples": {"type": "int", "default": _JUDGE.min_samples},
+                "baseline_period": {
+                    "type": "str",
+                    "choices": list(BASELINE_PERIODS),
+                    "default": _JUDGE.baseline_period,
+                },
             },
         },
         "interval": {"type": "float", "default": _RUN.interval},
@@ -654,6 +709,34 @@ def _prometheus_measure(
     return measure
 
 
+def _prometheus_pools(
+    params: dict[str, Any],
+    judge: JudgeConfig,
+    names: MetricNames,
+    run_seconds: float,
+    delay_seconds: float,
+    fetch_json: Callable[..., Any],
+) -> tuple[dict[str, PoolTotals], dict[str, dict[str, str]]]:
+    """Both pools' totals over the run, asked of Prometheus once the run is over; legacy's over the run
+    or over the same length just before the run and its initial delay (``baseline_period``)."""
+    url = params["prometheus_url"].rstrip("/") + "/api/v1/query"
+    seconds, offset = run_range(run_seconds, judge.baseline_period, delay_seconds)
+    queries = {
+        "new": pool_queries(params["selector"], seconds, names),
+        "legacy": pool_queries(params["baseline_selector"], seconds, names, offset),
+    }
+    pools = {}
+    for pool, by_key in queries.items():
+        answers: dict[str, Any] = {}
+        for key, query in by_key.items():
+            try:
+                answers[key] = fetch_json(url, {"query": query}, params["timeout"], params["validate_certs"])
+            except http.FetchError as exc:
+                answers[key] = exc
+        pools[pool] = prometheus_totals(answers, by_key, names)
+    return pools, queries
+
+
 def main(
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.time,
@@ -687,7 +770,12 @@ def main(
         window = window or default_window(run.interval)
         queries = prometheus_queries(params["selector"], window, names) if prometheus else {}
         judge = resolve_judge(
-            params["judge"], params["baseline_targets"], params["provider"], params["targets"] or []
+            params["judge"],
+            params["baseline_targets"],
+            params["provider"],
+            params["targets"] or [],
+            params["baseline_selector"],
+            params["selector"],
         )
     except ValueError as exc:
         module.fail_json(msg=str(exc))
@@ -702,6 +790,7 @@ def main(
     }
     if prometheus:
         result.update(window=window, queries=queries)
+    delay_started = clock()
     sleep(run.initial_delay)
     pools = None if judge is None else {"new": PoolTotals(), "legacy": PoolTotals()}
     if prometheus:
@@ -709,13 +798,22 @@ def main(
     else:
         measure = _web_measure(params, thresholds, names, fetch_text, pools)
 
+    run_started = clock()
     outcome = evaluate_run(_measure_loop(measure, run, sleep, clock), run)
     verdict, message = outcome.verdict, outcome.message
     if judge is not None and pools is not None:
+        judge_queries = None
+        if prometheus:
+            run_seconds, delay_seconds = clock() - run_started, run_started - delay_started
+            pools, judge_queries = _prometheus_pools(
+                params, judge, names, run_seconds, delay_seconds, fetch_json
+            )
         judged = judge_pools(pools["new"], pools["legacy"], judge, names)
         verdict = combine_verdicts(outcome.verdict, judged.verdict)
         message = combined_message(outcome.verdict, outcome.message, judged)
         result["judge"] = judged.to_dict()
+        if judge_queries is not None:
+            result["judge"]["queries"] = judge_queries
     result.update(
         verdict=verdict,
         message=message,

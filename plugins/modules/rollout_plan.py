@@ -57,6 +57,22 @@ options:
         C(lb_metrics)), C(leak_lookback) and C(leak_horizon), each a Prometheus duration.
     type: raw
     version_added: "0.2.0"
+  judge:
+    description:
+      - C(rollout_judge), per phase - the baseline judge's C(enabled) and settings (see the O(judge) option of
+        M(msgroute.rollout.rollout_analysis)).
+      - Unset, C(enabled) is the phase's default - V(false) for shadow, V(true) for partial (legacy at the
+        same moments), V(true) for full with O(provider=prometheus) (legacy just before the bake,
+        C(baseline_period=before); with V(web) legacy serves nothing to compare with, so V(false), and
+        V(true) is refused).
+    type: raw
+    version_added: "0.2.0"
+  provider:
+    description: C(rollout_analysis_provider), which the judge's defaults depend on.
+    type: str
+    choices: [web, prometheus]
+    default: web
+    version_added: "0.2.0"
   new_instances:
     description: Number of new router instances the inventory gives.
     type: raw
@@ -94,8 +110,9 @@ EXAMPLES = r"""
 RETURN = r"""
 plan:
   description:
-    - The run's plan - its steps, per phase the gate's resolved thresholds, the resolved rollback triggers
-      and the analysis settings given, and the resolved alert timing (C(alerting)).
+    - The run's plan - its steps, per phase the gate's resolved thresholds, the resolved rollback triggers,
+      the analysis settings given and the resolved baseline judge, and the resolved alert timing
+      (C(alerting)).
   returned: success
   type: dict
   sample:
@@ -108,6 +125,8 @@ plan:
         triggers: {max_p95_ms: 65.0, min_success_rate: 98.0, max_memory_mb: 128.0, max_open_breakers: 0,
                    max_failover_percent: 2.0, max_shadow_failure_percent: 2.0, min_requests: 20}
         analysis: {interval: 5.0, count: 3, window: 5s}
+        judge: {enabled: true, alpha: 0.05, pass_score: 95.0, marginal_score: 75.0, latency_tolerance: 0.05,
+                error_rate_tolerance: 0.1, min_samples: 100, baseline_period: during}
     alerting:
       rate_window: 1m
       for: {latency: 5m, success: 3m, breakers: 0s, memory: 5m, leak: 10m, absent: 1m, starved: 5m,
@@ -132,6 +151,8 @@ SETTINGS = (
     "analysis",
     "triggers",
     "alerting",
+    "judge",
+    "provider",
     "new_instances",
     "legacy_instances",
     "ports",
@@ -149,6 +170,8 @@ def main() -> None:
             "analysis": {"type": "raw"},
             "triggers": {"type": "raw"},
             "alerting": {"type": "raw"},
+            "judge": {"type": "raw"},
+            "provider": {"type": "str", "choices": ["web", "prometheus"], "default": "web"},
             "new_instances": {"type": "raw"},
             "legacy_instances": {"type": "raw"},
             "ports": {"type": "dict", "default": {}},

@@ -72,7 +72,7 @@ def test_the_baseline_judge_catches_a_release_slower_than_legacy_inside_the_sla(
         {
             "router_fault_injection": {"latency_ms": 15},
             "rollout_analysis_provider": "web",
-            "rollout_judge": {"enabled": True},
+            "rollout_judge": {"partial": {"enabled": True}},
             "rollout_force": True,
         }
     )
@@ -103,3 +103,16 @@ def test_errors_on_one_message_class_only_are_caught(breach):
     assert traffic_state()["new_weight"] == 0
     # nginx retried the 503s on legacy (message ids are idempotency keys), so clients saw no error at all.
     assert not [status for status in seen.summary["by_status"] if status.startswith("5")]
+
+
+def test_the_judge_is_on_by_default_through_prometheus_and_catches_it_too(breach):
+    """The local inventory's own provider (prometheus), nothing asked for: the partial judge is on by default
+    and reads both pools' bucket increases over the step from Prometheus."""
+    judged = json.dumps({"router_fault_injection": {"latency_ms": 15}, "rollout_force": True})
+    with load(rate=100):
+        run = run_playbook("partial.yml", "-e", "rollout_weight=50", "-e", judged)
+    assert run.returncode != 0
+    assert "ROLLBACK partial at 50%: traffic is back on legacy" in run.output
+    assert "baseline judge Failed" in run.output
+    assert "latency High" in run.output
+    assert traffic_state()["new_weight"] == 0

@@ -288,7 +288,7 @@ def test_resolve_judge_is_on_with_a_baseline_unless_switched_off() -> None:
     ("options", "baseline", "provider", "message"),
     [
         ({"enabled": True}, None, "web", "baseline_targets: at least one legacy /metrics URL"),
-        ({}, ["http://l/metrics"], "prometheus", "judge: the baseline judge needs provider=web"),
+        ({"enabled": True}, ["http://l/metrics"], "prometheus", "baseline_selector: the legacy pool's label"),
         ({}, ["http://new/metrics"], "web", "baseline_targets: http://new/metrics is also in targets"),
         ({"alpha": 0}, ["http://l/metrics"], "web", "judge.alpha: must be in (0, 1), got 0"),
         ({"alpha": True}, ["http://l/metrics"], "web", "judge.alpha: expected a number"),

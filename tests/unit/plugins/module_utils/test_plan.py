@@ -259,3 +259,62 @@ def test_bad_triggers_are_refused_naming_the_setting(triggers, needle):
 def test_bad_alert_timing_is_refused(alerting, needle):
     problems = refused("partial", alerting=alerting)
     assert any(needle in p for p in problems), problems
+
+
+# -- baseline judge ------------------------------------------------------------------------------------------
+
+
+def test_the_judge_is_on_for_partial_and_full_by_default_with_prometheus():
+    plan = plan_run("partial", {**GOOD, "provider": "prometheus"})
+    judges = {p: (g["judge"]["enabled"], g["judge"]["baseline_period"]) for p, g in plan["gates"].items()}
+    assert judges == {"shadow": (False, "during"), "partial": (True, "during"), "full": (True, "before")}
+    assert plan["gates"]["partial"]["judge"]["min_samples"] == 100
+
+
+def test_with_provider_web_the_full_judge_is_off_and_cannot_be_switched_on():
+    plan = plan_run("partial", GOOD)  # provider unset: web, the role's default
+    assert {p: g["judge"]["enabled"] for p, g in plan["gates"].items()} == {
+        "shadow": False,
+        "partial": True,
+        "full": False,
+    }
+    problems = refused("full", judge={"full": {"enabled": True}})
+    assert problems == [
+        "rollout_judge.full.baseline_period: 'before' needs provider=prometheus; "
+        "scrapes only see the run itself"
+    ]
+    # Against legacy at the same moments it may be asked for (Inconclusive without legacy traffic).
+    during = plan_run("full", {**GOOD, "judge": {"full": {"baseline_period": "during"}}})
+    assert during["gates"]["full"]["judge"]["enabled"] is True
+
+
+def test_judge_settings_are_applied_per_phase():
+    plan = plan_run(
+        "shadow",
+        {
+            **GOOD,
+            "provider": "prometheus",
+            "judge": {"shadow": {"enabled": True}, "partial": {"alpha": 0.01}},
+        },
+    )
+    assert plan["gates"]["shadow"]["judge"]["enabled"] is True
+    assert plan["gates"]["partial"]["judge"]["alpha"] == 0.01
+    assert plan["gates"]["full"]["judge"]["alpha"] == 0.05
+
+
+@pytest.mark.parametrize(
+    ("judge", "provider", "needle"),
+    [
+        (
+            {"enabled": True},
+            "web",
+            "rollout_judge.enabled: unknown phase; expected some of shadow, partial, full",
+        ),
+        ({"partial": {"alpha": 2}}, "web", "rollout_judge.partial.alpha: must be in (0, 1), got 2"),
+        ({"partial": {"beta": 1}}, "web", "rollout_judge.partial.beta: unknown field"),
+        ({"partial": {"enabled": "perhaps"}}, "web", "rollout_judge.partial.enabled: expected true or false"),
+        ({}, "graphite", "rollout_analysis_provider: expected one of web, prometheus, got 'graphite'"),
+    ],
+)
+def test_bad_judge_settings_are_refused_naming_the_setting(judge, provider, needle):
+    assert any(problem.startswith(needle) for problem in refused("partial", judge=judge, provider=provider))

@@ -412,9 +412,20 @@ def test_judge_off_scrapes_no_baseline(capsys: pytest.CaptureFixture) -> None:
                 "provider": "prometheus",
                 "prometheus_url": "http://p:9090",
                 "baseline_targets": [L1],
+                "judge": {"enabled": True},
             },
-            "judge: the baseline judge needs provider=web",
+            "baseline_selector: the legacy pool's label matchers (e.g. pool: legacy) are needed",
         ),
+        (
+            {
+                "phase": "full",
+                "provider": "prometheus",
+                "prometheus_url": "http://p:9090",
+                "baseline_selector": {"pool": "legacy"},
+            },
+            "selector: the judge needs the new pool's label matchers",
+        ),
+        (judged_args(judge={"baseline_period": "before"}), "judge.baseline_period: 'before' needs provider"),
     ],
 )
 def test_bad_judge_input_fails_before_measuring(
@@ -516,6 +527,123 @@ def test_prometheus_query_failure_is_an_error_measurement(capsys: pytest.Capture
     assert rc == 1
     assert result["verdict"] == "Error"
     assert "p95 query failed: Prometheus query failed: bad_data: unknown function" in result["msg"]
+
+
+# ----------------------------------------------------------------------- baseline judge, prometheus
+
+# Cumulative bucket increases over the run, as `sum by (le) (increase(..._bucket[...]))` answers them.
+LIKE_LEGACY = {"0.005": 900, "0.045": 1900, "0.048": 1950, "0.05": 1990, "0.1": 2000, "+Inf": 2000}
+SLOWER = {"0.005": 100, "0.045": 1800, "0.048": 1950, "0.05": 1990, "0.1": 2000, "+Inf": 2000}
+
+
+def labelled_answer(label: str, values: dict[str, float]) -> dict:
+    result = [{"metric": {label: key}, "value": [1700000000.0, str(value)]} for key, value in values.items()]
+    return {"status": "success", "data": {"resultType": "vector", "result": result}}
+
+
+@dataclass
+class PoolsPrometheus(FakePrometheus):
+    """The gate's queries as FakePrometheus answers them; the judge's by pool (None: no such pool)."""
+
+    pools: dict[str, dict[str, float] | None] = field(default_factory=dict)
+
+    def fetch_json(self, url: str, params: dict, timeout: float, validate_certs: bool = True) -> dict:
+        query = params["query"]
+        if not query.startswith("sum by ("):
+            return super().fetch_json(url, params, timeout, validate_certs)
+        self.calls.append((url, query))
+        pool = next(name for name in self.pools if f'pool="{name}"' in query)
+        buckets = self.pools[pool]
+        if buckets is None:
+            return labelled_answer("le", {})
+        if query.startswith("sum by (le)"):
+            return labelled_answer("le", buckets)
+        return labelled_answer("status_class", {"2xx": buckets["+Inf"]})
+
+
+def prometheus_judged_args(**extra: Any) -> dict[str, Any]:
+    return {
+        "phase": "partial",
+        "provider": "prometheus",
+        "prometheus_url": "http://prometheus:9090",
+        "selector": {"pool": "new"},
+        "baseline_selector": {"pool": "legacy"},
+        **extra,
+    }
+
+
+def test_prometheus_judge_passes_a_release_that_behaves_like_legacy(capsys: pytest.CaptureFixture) -> None:
+    prometheus = PoolsPrometheus(dict(PROM_VALUES), pools={"new": LIKE_LEGACY, "legacy": LIKE_LEGACY})
+    rc, result = run_module(prometheus_judged_args(), capsys, fetch_json=prometheus.fetch_json)
+    assert rc == 0
+    judge = result["judge"]
+    assert (judge["verdict"], judge["score"]) == ("Successful", 100)
+    assert judge["metrics"]["latency"]["samples"] == {"new": 2000, "legacy": 2000}
+    # The run took 35 s on the test's clock (one tick before the loop, two per measurement, one after):
+    # both pools over those 35 s, at the same moments.
+    assert judge["queries"] == {
+        "new": {
+            "buckets": 'sum by (le) (increase(msgroute_request_duration_seconds_bucket{pool="new"}[35s]))',
+            "by_status": 'sum by (status_class) (increase(msgroute_requests_total{pool="new"}[35s]))',
+        },
+        "legacy": {
+            "buckets": 'sum by (le) (increase(msgroute_request_duration_seconds_bucket{pool="legacy"}[35s]))',
+            "by_status": 'sum by (status_class) (increase(msgroute_requests_total{pool="legacy"}[35s]))',
+        },
+    }
+    # Asked once, after the run: 3 measurements x 5 queries, then 2 per pool.
+    assert len(prometheus.calls) == 3 * 5 + 4
+    assert "; baseline judge Successful (score 100 >= pass_score 95)" in result["message"]
+
+
+def test_prometheus_judge_fails_a_latency_regression_inside_the_sla(capsys: pytest.CaptureFixture) -> None:
+    prometheus = PoolsPrometheus(dict(PROM_VALUES), pools={"new": SLOWER, "legacy": LIKE_LEGACY})
+    rc, result = run_module(prometheus_judged_args(), capsys, fetch_json=prometheus.fetch_json)
+    assert rc == 1
+    assert [m["verdict"] for m in result["measurements"]] == ["Successful"] * 3
+    assert result["verdict"] == result["judge"]["verdict"] == "Failed"
+    assert result["judge"]["metrics"]["latency"]["classification"] == "High"
+    assert result["msg"].startswith(
+        "Failed: baseline judge Failed (score 50 < marginal_score 75): latency High"
+    )
+
+
+def test_prometheus_judge_without_legacy_series_never_passes(capsys: pytest.CaptureFixture) -> None:
+    prometheus = PoolsPrometheus(dict(PROM_VALUES), pools={"new": LIKE_LEGACY, "legacy": None})
+    rc, result = run_module(prometheus_judged_args(), capsys, fetch_json=prometheus.fetch_json)
+    assert rc == 1
+    assert result["counts"]["successful"] == 3
+    assert result["verdict"] == result["judge"]["verdict"] == "Inconclusive"
+    assert result["msg"].startswith("Inconclusive: baseline judge Inconclusive: too few samples")
+    legacy_buckets = result["judge"]["queries"]["legacy"]["buckets"]
+    assert legacy_buckets.endswith('{pool="legacy"}[35s]))')
+    assert f"legacy {legacy_buckets}: no series" in result["msg"]
+
+
+def test_prometheus_judge_query_failure_is_inconclusive_not_an_error(capsys: pytest.CaptureFixture) -> None:
+    prometheus = PoolsPrometheus(dict(PROM_VALUES), pools={"new": LIKE_LEGACY, "legacy": LIKE_LEGACY})
+
+    def judge_down(url: str, params: dict, timeout: float, validate_certs: bool = True) -> dict:
+        if params["query"].startswith("sum by ("):
+            raise msg_http.FetchError(url, "timed out")
+        return prometheus.fetch_json(url, params, timeout, validate_certs)
+
+    rc, result = run_module(prometheus_judged_args(), capsys, fetch_json=judge_down)
+    assert rc == 1
+    assert result["verdict"] == "Inconclusive"
+    assert "query failed: GET http://prometheus:9090/api/v1/query failed: timed out" in result["msg"]
+
+
+def test_prometheus_judge_before_the_run_reads_legacy_just_before_it(capsys: pytest.CaptureFixture) -> None:
+    prometheus = PoolsPrometheus(dict(PROM_VALUES), pools={"new": LIKE_LEGACY, "legacy": LIKE_LEGACY})
+    args = prometheus_judged_args(phase="full", judge={"baseline_period": "before"})
+    rc, result = run_module(args, capsys, fetch_json=prometheus.fetch_json)
+    assert rc == 0
+    queries = result["judge"]["queries"]
+    assert queries["new"]["buckets"].endswith('{pool="new"}[35s]))')
+    # Legacy's 35 s end where the run's initial delay began (one tick of the test's clock before the run).
+    assert queries["legacy"]["buckets"].endswith('{pool="legacy"}[35s] offset 40s))')
+    assert result["judge"]["settings"]["baseline_period"] == "before"
 
 
 # -------------------------------------------------------------------------- real HTTP on 127.0.0.1
