@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -156,6 +157,15 @@ def test_refused_webhooks_are_logged_without_the_token(armed):
     assert GUARD_TOKEN not in logs
 
 
+@dataclass(frozen=True)
+class Rollback:
+    answers: dict[str, requests.Response]
+    tallies: list[Any]
+    loaded_before: dict[str, float]
+    sent_at: float
+    answered_at: float
+
+
 @pytest.fixture(scope="module")
 def rolled_back(armed):
     """The rollback alert reaches both guards (as Alertmanager sends it to every lb) under live load."""
@@ -169,13 +179,12 @@ def rolled_back(armed):
         time.sleep(1.5)
     finally:
         tallies = [running.stop() for running in loads]
-    return answers, tallies, loaded_before, sent_at, answered_at
+    return Rollback(answers, tallies, loaded_before, sent_at, answered_at)
 
 
 def test_the_rollback_alert_sets_weight_and_shadow_to_0(rolled_back):
-    answers, _, _, sent_at, answered_at = rolled_back
     for lb in LBS:
-        answer = answers[lb.host]
+        answer = rolled_back.answers[lb.host]
         assert answer.status_code == 200, answer.text
         body = answer.json()
         assert body["result"] == "rolled_back" and body["persisted"] is True
@@ -193,7 +202,7 @@ def test_the_rollback_alert_sets_weight_and_shadow_to_0(rolled_back):
             "threshold": "65ms",
         }
         assert record["weights_before"] == {"new_weight": 50, "shadow_percent": 10}
-        assert sent_at - 1 <= record["at"] <= answered_at + 1
+        assert rolled_back.sent_at - 1 <= record["at"] <= rolled_back.answered_at + 1
         metrics = lb.metrics()
         assert metrics.value("msgroute_lb_new_weight") == 0
         assert metrics.value("msgroute_lb_shadow_percent") == 0
@@ -205,13 +214,12 @@ def test_the_rollback_alert_sets_weight_and_shadow_to_0(rolled_back):
 
 
 def test_no_kept_alive_request_was_lost_and_nginx_did_not_reload(rolled_back):
-    _, tallies, loaded_before, _, _ = rolled_back
-    for tally in tallies:
+    for tally in rolled_back.tallies:
         assert tally.requests > 200, tally.snapshot()
         assert tally.failed == 0, tally.snapshot()
         assert tally.by_pool["new"] > 0 and tally.by_pool["legacy"] > 0, tally.snapshot()
     for lb in LBS:
-        assert lb.runtime()["loaded_at"] == loaded_before[lb.host]
+        assert lb.runtime()["loaded_at"] == rolled_back.loaded_before[lb.host]
 
 
 def test_traffic_goes_to_legacy_only(rolled_back):
@@ -225,9 +233,8 @@ def test_traffic_goes_to_legacy_only(rolled_back):
 
 
 def test_the_record_is_persisted_and_the_rollback_logged(rolled_back):
-    answers, _, _, _, _ = rolled_back
     for lb in LBS:
-        assert json.loads(lb.guard_file.read_text()) == answers[lb.host].json()["record"]
+        assert json.loads(lb.guard_file.read_text()) == rolled_back.answers[lb.host].json()["record"]
         assert not list(lb.guard_file.parent.glob("*.tmp"))
         assert oct(lb.guard_file.parent.stat().st_mode & 0o777) == "0o700"
         logs = docker("logs", lb.container).stderr
@@ -243,9 +250,12 @@ def test_the_record_is_persisted_and_the_rollback_logged(rolled_back):
 def test_repeats_change_nothing(rolled_back):
     record = LB1.runtime()["guard"]
     before = counted(LB1)
-    for _ in range(3):
+    for attempt in range(3):
         response = post(LB1, webhook(alert()))
-        assert response.status_code == 200 and response.json()["result"] == "ignored", response.text
+        assert response.status_code == 200 and response.json()["result"] == "ignored", (
+            attempt,
+            response.text,
+        )
     assert LB1.runtime()["guard"] == record
     assert counted(LB1) == {**before, "ignored": before["ignored"] + 3}
 

@@ -137,7 +137,7 @@ def test_clear_guard_in_check_mode_changes_nothing(guarded, capsys):
 
 
 def test_clear_guard_without_a_record_is_no_change(guarded, capsys):
-    state, _ = guarded
+    state = guarded[0]
     state.update(guard=None, guard_in_force=False)
     rc, result = run_module({"container": "lb", "state": "clear_guard"}, capsys)
     assert rc == 0 and not result["changed"] and result["cleared"] is None
