@@ -25,7 +25,7 @@ from ansible_collections.msgroute.rollout.plugins.module_utils.traffic_runtime i
     Values,
 )
 
-from tests.support.traffic_world import GUARD_TOKEN, LB1, LB2, LBS, applied, apply, docker
+from tests.support.traffic_world import GUARD_TOKEN, LB1, LB2, LBS, applied, apply, docker, playbook
 
 VERSION = "2.0.0"
 WEBHOOKS = "msgroute_lb_guard_webhooks_total"
@@ -277,6 +277,15 @@ def test_the_role_cannot_overwrite_the_guard_s_decision(rolled_back):
         assert (state["new_weight"], state["shadow_percent"], state["guard_in_force"]) == (0, 0, True)
         # The role put the last-known-good nginx.conf back.
         assert "new_weight = 50, shadow_percent = 10" in lb.conf.read_text()
+
+
+def test_the_traffic_status_names_the_guard_s_rollback(rolled_back):
+    run = playbook("status.yml")
+    assert run.returncode == 0, run.output[-3000:]
+    for lb in LBS:
+        assert f"GUARD {lb.host} in_force=True version=2.0.0" in run.output
+        assert f"{lb.host}: nginx serves" in run.output
+    assert "; rolled back by guard: MsgrouteLatencyAboveTrigger (81.2ms over 65ms)." in run.output
 
 
 def test_a_restart_still_serves_legacy_only(rolled_back):
