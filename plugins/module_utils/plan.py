@@ -29,6 +29,8 @@ from ansible_collections.msgroute.rollout.plugins.module_utils.triggers import (
 RUN_PHASES = (*PHASES, "rollback", "status")
 PROVIDERS = ("web", "prometheus")
 MAX_INSTANCES = 1000
+# The guard's bearer token: long enough not to be guessed, and sendable as one HTTP header word.
+MIN_GUARD_TOKEN_LENGTH = 16
 
 
 class PlanError(ValueError):
@@ -62,6 +64,26 @@ def _collect(problems: list[str], check: Any, *args: Any, **kwargs: Any) -> Any:
     except ValueError as exc:
         problems.append(str(exc))
         return None
+
+
+def check_guard_token(token: Any) -> None:
+    """The guard's bearer token, refused without ever showing it: a string of at least 16 characters with no
+    whitespace or control character (it travels as ``Authorization: Bearer <token>``)."""
+    name = "rollout_guard_token"
+    if token is None or token == "":
+        raise ValueError(
+            f"{name}: the inventory has lb hosts, and their guard needs a bearer token of at least "
+            f"{MIN_GUARD_TOKEN_LENGTH} characters (a vault value, or a password lookup as in "
+            "inventories/local); none is set"
+        )
+    if not isinstance(token, str):
+        raise ValueError(f"{name}: expected a string, got {type(token).__name__}")
+    if len(token) < MIN_GUARD_TOKEN_LENGTH:
+        raise ValueError(
+            f"{name}: must be at least {MIN_GUARD_TOKEN_LENGTH} characters long, it has {len(token)}"
+        )
+    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in token):
+        raise ValueError(f"{name}: must not contain whitespace or control characters")
 
 
 def check_analysis(phase: str, settings: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -180,8 +202,9 @@ def plan_run(phase: str, settings: Mapping[str, Any]) -> dict[str, Any]:
 
     ``settings`` holds the raw values: ``weight`` (rollout_weight or None), ``steps``, ``shadow_percent``,
     ``thresholds``, ``triggers``, ``analysis`` and ``judge`` (per phase), ``provider`` (the gates'),
-    ``alerting``, ``new_instances`` and
-    ``legacy_instances`` (the pools' sizes as the inventory gives them) and ``ports`` (name to value).
+    ``alerting``, ``new_instances`` and ``legacy_instances`` (the pools' sizes as the inventory gives them),
+    ``ports`` (name to value), ``lb_hosts`` (how many the inventory has) and ``guard_token``
+    (rollout_guard_token, required with lb hosts: the guard in their nginx refuses every webhook without one).
 
     The plan holds the steps to take and, per phase, the gate's resolved thresholds and analysis settings,
     the resolved rollback triggers and the baseline judge (``gates``): status.yml and validate.yml measure
@@ -215,6 +238,8 @@ def plan_run(phase: str, settings: Mapping[str, Any]) -> dict[str, Any]:
         )
     for name, value in sorted((settings.get("ports") or {}).items()):
         _collect(problems, whole_number, name, value, 1, 65535)
+    if settings.get("lb_hosts"):
+        _collect(problems, check_guard_token, settings.get("guard_token"))
 
     thresholds = _per_phase("rollout_thresholds", settings.get("thresholds"), problems)
     analysis = _per_phase("rollout_analysis", settings.get("analysis"), problems)

@@ -4,8 +4,12 @@ nginx (role ``traffic``) answers a small runtime API on a listener bound to the 
 so no client and no other container can reach it. The host reaches it with ``docker exec``, using bash's
 ``/dev/tcp`` (bash is in every Debian-based image, the local one and OpenResty's alike, where curl is not).
 
-``GET  /_msgroute/runtime``                                  -> the values in force (JSON)
+``GET  /_msgroute/runtime``                                  -> the values in force (JSON), the version the
+                                                               configuration serves and the guard's record
 ``PUT  /_msgroute/runtime?new_weight=N&shadow_percent=M``   -> set both at once, answers the values in force
+                                                               (409 while the guard's record stands and N+M>0)
+``DELETE /_msgroute/guard?reason=...``                       -> clear the guard's record; answers the state
+                                                               and the record cleared (``cleared``)
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 PATH = "/_msgroute/runtime"
+GUARD_PATH = "/_msgroute/guard"
 FIELDS = ("new_weight", "shadow_percent")
 # $1 = port, $2 = the raw HTTP request. HTTP/1.0: nginx closes the connection after answering, so cat ends.
 EXEC_SCRIPT = 'exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 3; printf "%s" "$2" >&3; cat <&3'
@@ -48,14 +53,16 @@ def check_values(new_weight: Any, shadow_percent: Any) -> Values:
     return Values(**checked)
 
 
-def build_request(method: str, values: Values | None = None) -> str:
-    if method not in ("GET", "PUT"):
-        raise ValueError(f"method must be GET or PUT, got {method!r}")
+def build_request(method: str, values: Values | None = None, reason: str | None = None) -> str:
+    if method not in ("GET", "PUT", "DELETE"):
+        raise ValueError(f"method must be GET, PUT or DELETE, got {method!r}")
     target = PATH
     if method == "PUT":
         if values is None:
             raise ValueError("PUT needs the values to set")
         target = f"{PATH}?{urlencode(values.as_dict())}"
+    elif method == "DELETE":
+        target = f"{GUARD_PATH}?{urlencode({'reason': reason or 'no reason given'})}"
     # nginx wants a length on every PUT, even an empty one.
     return f"{method} {target} HTTP/1.0\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n"
 
@@ -105,8 +112,8 @@ class Client:
         self.timeout = timeout
         self.runner = runner
 
-    def _call(self, method: str, values: Values | None = None) -> dict[str, Any]:
-        command = exec_command(self.docker, self.container, self.port, build_request(method, values))
+    def _call(self, method: str, values: Values | None = None, reason: str | None = None) -> dict[str, Any]:
+        command = exec_command(self.docker, self.container, self.port, build_request(method, values, reason))
         try:
             result = self.runner(command, self.timeout)
         except subprocess.TimeoutExpired:
@@ -137,12 +144,51 @@ class Client:
             raise RuntimeApiError(f"{self.container}: asked for {values.as_dict()}, nginx serves {state}")
         return state
 
+    def clear_guard(self, reason: str) -> dict[str, Any]:
+        state = self._call("DELETE", reason=reason)
+        if guard_of(state) is not None:
+            raise RuntimeApiError(
+                f"{self.container}: asked to clear the guard record, nginx still has {state}"
+            )
+        return state
+
+
+def guard_of(state: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The guard's record in a runtime state (None when there is none)."""
+    record = state.get("guard")
+    if record is None:
+        return None
+    if not isinstance(record, dict):
+        raise RuntimeApiError(f"runtime API state with a guard record that is not an object: {record!r}")
+    return record
+
+
+def guard_line(record: Mapping[str, Any] | None) -> str:
+    """One line for a diff or a message: what the guard's record says."""
+    if record is None:
+        return "guard: none\n"
+    state = "active" if record.get("active") else "inactive"
+    return (
+        f"guard: {state}, version {record.get('version')} rolled back by {record.get('alert')} "
+        f"({record.get('value')} over {record.get('threshold')}) at {record.get('at')}\n"
+    )
+
 
 @dataclass(frozen=True)
 class Outcome:
     changed: bool
     before: dict[str, Any]
     after: dict[str, Any]
+
+
+def ensure_guard_cleared(client: Client, reason: str, check_mode: bool = False) -> Outcome:
+    """No guard record on nginx; a no-op (not changed) when there is none."""
+    before = client.get()
+    if guard_of(before) is None:
+        return Outcome(False, before, before)
+    if check_mode:
+        return Outcome(True, before, {**before, "guard": None, "guard_in_force": False})
+    return Outcome(True, before, client.clear_guard(reason))
 
 
 def ensure(client: Client, desired: Values, check_mode: bool = False) -> Outcome:
@@ -153,3 +199,21 @@ def ensure(client: Client, desired: Values, check_mode: bool = False) -> Outcome
     if check_mode:
         return Outcome(True, before, {**before, **desired.as_dict()})
     return Outcome(True, before, client.put(desired))
+
+
+def diff_of(outcome: Outcome, container: str, guard: bool = False) -> dict[str, str]:
+    """Ansible's diff of a change: the values, or (``guard``) the guard's record; empty without a change."""
+    if not outcome.changed:
+        return {}
+    if guard:
+        before = guard_line(guard_of(outcome.before))
+        after = guard_line(guard_of(outcome.after))
+    else:
+        before = "".join(f"{f}: {outcome.before.get(f)}\n" for f in FIELDS)
+        after = "".join(f"{f}: {outcome.after.get(f)}\n" for f in FIELDS)
+    return {
+        "before": before,
+        "after": after,
+        "before_header": f"{container} runtime",
+        "after_header": f"{container} runtime",
+    }

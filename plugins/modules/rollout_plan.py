@@ -83,6 +83,19 @@ options:
     description: Port settings to check (name to value), each a whole number 1-65535.
     type: dict
     default: {}
+  lb_hosts:
+    description:
+      - Number of lb hosts in the inventory. With any, O(guard_token) is required (not for a rollback).
+    type: int
+    default: 0
+    version_added: "0.2.0"
+  guard_token:
+    description:
+      - C(rollout_guard_token), the bearer token of the guard in every lb host's nginx. Refused when there are
+        lb hosts and it is missing, shorter than 16 characters, or holds whitespace or control characters.
+        Never shown, not even in the refusal.
+    type: raw
+    version_added: "0.2.0"
 extends_documentation_fragment:
   - msgroute.rollout.attributes
 attributes:
@@ -104,6 +117,8 @@ EXAMPLES = r"""
     analysis: "{{ rollout_analysis }}"
     new_instances: 2
     legacy_instances: 1
+    lb_hosts: "{{ groups['lb'] | length }}"
+    guard_token: "{{ rollout_guard_token }}"
   register: preflight
 """
 
@@ -156,6 +171,8 @@ SETTINGS = (
     "new_instances",
     "legacy_instances",
     "ports",
+    "lb_hosts",
+    "guard_token",
 )
 
 
@@ -175,6 +192,8 @@ def main() -> None:
             "new_instances": {"type": "raw"},
             "legacy_instances": {"type": "raw"},
             "ports": {"type": "dict", "default": {}},
+            "lb_hosts": {"type": "int", "default": 0},
+            "guard_token": {"type": "raw", "no_log": True},
         },
         supports_check_mode=True,
     )

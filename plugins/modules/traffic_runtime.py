@@ -1,5 +1,6 @@
 #!/usr/bin/python
-"""Ansible module: set the new-pool weight and shadow percent nginx serves with, without a reload."""
+"""Ansible module: set the new-pool weight and shadow percent nginx serves with, without a reload; read or
+clear the guard's record."""
 
 from __future__ import annotations
 
@@ -16,6 +17,10 @@ description:
     and bash's C(/dev/tcp), so the image needs bash (every Debian-based image has it) but no HTTP client.
   - The values do not persist by themselves; the role writes the same values into nginx.conf first, which
     nginx loads on a restart or reload.
+  - The guard in nginx (Alertmanager's webhook receiver, see docs/traffic.md) sets both values to 0 when a
+    rollback alert fires for the version in force, and keeps a record of it. While that record stands, nginx
+    refuses any value above 0 (the module fails with nginx's reason) and serves legacy only after a restart or
+    reload; O(state=clear_guard) clears the record.
 author:
   - msgroute.rollout developers (!UNKNOWN)
 requirements:
@@ -28,9 +33,11 @@ options:
   state:
     description:
       - V(present) makes nginx serve O(new_weight) and O(shadow_percent).
-      - V(query) only reads the values in force.
+      - V(query) only reads the values in force, the version nginx serves and the guard's record.
+      - V(clear_guard) clears the guard's record, so the new pool may get traffic again (a new shadow run
+        acknowledges the rollback). The values in force are left as they are (0 after the guard's rollback).
     type: str
-    choices: [present, query]
+    choices: [present, query, clear_guard]
     default: present
   new_weight:
     description: Percent of live requests sent to the new pool, 0-100. Required with O(state=present).
@@ -38,6 +45,12 @@ options:
   shadow_percent:
     description: Percent of requests copied to the new pool, 0-100. Required with O(state=present).
     type: int
+  reason:
+    description: Why the guard's record is cleared (O(state=clear_guard)); nginx logs it and keeps it with the
+      cleared record (C(guard.cleared.json)).
+    type: str
+    default: cleared with msgroute.rollout.traffic_runtime
+    version_added: "0.2.0"
   admin_port:
     description: Port of the runtime API on the container's loopback.
     type: int
@@ -57,6 +70,7 @@ attributes:
     support: full
   diff_mode:
     support: full
+    details: The values, or with O(state=clear_guard) the guard's record, before and after.
 """
 
 EXAMPLES = r"""
@@ -71,6 +85,17 @@ EXAMPLES = r"""
     container: msgroute-lb
     state: query
   register: runtime
+
+- name: Say when the guard rolled the release back
+  ansible.builtin.debug:
+    msg: "rolled back by guard: {{ runtime.guard.alert }}"
+  when: runtime.guard is not none and runtime.guard.active and runtime.guard.version == runtime.version
+
+- name: A new shadow run acknowledges the guard's rollback
+  msgroute.rollout.traffic_runtime:
+    container: msgroute-lb
+    state: clear_guard
+    reason: shadow run of 2.0.1
 """
 
 RETURN = r"""
@@ -79,11 +104,33 @@ before:
   returned: always
   type: dict
   sample: {"new_weight": 25, "shadow_percent": 0, "has_new": true, "has_legacy": true, "generation": 4,
-           "changed_at": 1717000000.123}
+           "changed_at": 1717000000.123, "loaded_at": 1716990000.5, "version": "2.0.0", "guard": null,
+           "guard_in_force": false}
 after:
   description: The state after the call (what nginx answered).
   returned: always
   type: dict
+version:
+  description: The release version the nginx configuration serves (C(rollout_version) when it was rendered).
+  returned: always
+  type: str
+  sample: "2.0.0"
+  version_added: "0.2.0"
+guard:
+  description:
+    - The guard's record after the call, or V(null) when there is none. It binds the configuration only while
+      C(active) is true and C(version) equals RV(version) (then C(after.guard_in_force) is true).
+  returned: always
+  type: dict
+  sample: {"active": true, "version": "2.0.0", "alert": "MsgrouteLatencyAboveTrigger", "phase": "partial",
+           "value": "81.2ms", "threshold": "65ms", "summary": "p95 above the rollback trigger",
+           "at": 1764660000.123, "weights_before": {"new_weight": 50, "shadow_percent": 10}}
+  version_added: "0.2.0"
+cleared:
+  description: The record O(state=clear_guard) cleared (V(null) when there was none or in check mode).
+  returned: when O(state=clear_guard)
+  type: dict
+  version_added: "0.2.0"
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -94,7 +141,8 @@ def main() -> None:
     module = AnsibleModule(
         argument_spec={
             "container": {"type": "str", "required": True},
-            "state": {"type": "str", "choices": ["present", "query"], "default": "present"},
+            "state": {"type": "str", "choices": ["present", "query", "clear_guard"], "default": "present"},
+            "reason": {"type": "str", "default": "cleared with msgroute.rollout.traffic_runtime"},
             "new_weight": {"type": "int"},
             "shadow_percent": {"type": "int"},
             "admin_port": {"type": "int", "default": 8081},
@@ -108,26 +156,34 @@ def main() -> None:
     client = traffic_runtime.Client(
         params["container"], params["admin_port"], docker=params["docker"], timeout=params["timeout"]
     )
+    extra = {}
     try:
         if params["state"] == "query":
             state = client.get()
-            module.exit_json(changed=False, before=state, after=state)
-        desired = traffic_runtime.check_values(params["new_weight"], params["shadow_percent"])
-        outcome = traffic_runtime.ensure(client, desired, check_mode=module.check_mode)
+            outcome = traffic_runtime.Outcome(False, state, state)
+        elif params["state"] == "clear_guard":
+            outcome = traffic_runtime.ensure_guard_cleared(
+                client, params["reason"], check_mode=module.check_mode
+            )
+            extra["cleared"] = outcome.after.get("cleared")
+        else:
+            desired = traffic_runtime.check_values(params["new_weight"], params["shadow_percent"])
+            outcome = traffic_runtime.ensure(client, desired, check_mode=module.check_mode)
+        guard = traffic_runtime.guard_of(outcome.after)
     except ValueError as exc:
         module.fail_json(msg=str(exc))
     except traffic_runtime.RuntimeApiError as exc:
         module.fail_json(msg=str(exc))
-    diff = {}
-    if outcome.changed:
-        fields = traffic_runtime.FIELDS
-        diff = {
-            "before": "".join(f"{f}: {outcome.before.get(f)}\n" for f in fields),
-            "after": "".join(f"{f}: {outcome.after.get(f)}\n" for f in fields),
-            "before_header": f"{params['container']} runtime",
-            "after_header": f"{params['container']} runtime",
-        }
-    module.exit_json(changed=outcome.changed, before=outcome.before, after=outcome.after, diff=diff)
+    diff = traffic_runtime.diff_of(outcome, params["container"], guard=params["state"] == "clear_guard")
+    module.exit_json(
+        changed=outcome.changed,
+        before=outcome.before,
+        after=outcome.after,
+        version=outcome.after.get("version"),
+        guard=guard,
+        diff=diff,
+        **extra,
+    )
 
 
 if __name__ == "__main__":

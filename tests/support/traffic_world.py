@@ -38,6 +38,8 @@ DATA_DIR = Path(f"/var/lib/msgroute-rollout/{WORLD_ID}")
 NEW = (f"msgroute-{WORLD_ID}-router-1", f"msgroute-{WORLD_ID}-router-2")
 LEGACY = (f"msgroute-{WORLD_ID}-legacy-1", f"msgroute-{WORLD_ID}-legacy-2")
 CLIENT_TIMEOUT_S = 10.0
+# rollout_guard_token of tests/traffic/inventory.yml.
+GUARD_TOKEN = "t4-guard-token-0123456789abcdef"
 
 
 def suite_message(rng: random.Random, msg_id: str) -> dict[str, Any]:
@@ -51,6 +53,7 @@ class Lb:
     container: str
     port: int
     metrics_port: int
+    guard_port: int
 
     @property
     def url(self) -> str:
@@ -63,6 +66,14 @@ class Lb:
     @property
     def conf(self) -> Path:
         return self.config_dir / "nginx.conf"
+
+    @property
+    def guard_url(self) -> str:
+        return f"http://127.0.0.1:{self.guard_port}/_msgroute/guard"
+
+    @property
+    def guard_file(self) -> Path:
+        return self.config_dir / "guard" / "guard.json"
 
     def runtime(self) -> dict[str, Any]:
         return Client(self.container, 8081).get()
@@ -105,8 +116,8 @@ class Lb:
         return self.load(concurrency, total=total, cookie=cookie).start().wait()
 
 
-LB1 = Lb("t4-lb1", f"msgroute-{WORLD_ID}-lb1", PORT_BASE + 80, PORT_BASE + 180)
-LB2 = Lb("t4-lb2", f"msgroute-{WORLD_ID}-lb2", PORT_BASE + 70, PORT_BASE + 170)
+LB1 = Lb("t4-lb1", f"msgroute-{WORLD_ID}-lb1", PORT_BASE + 80, PORT_BASE + 180, PORT_BASE + 146)
+LB2 = Lb("t4-lb2", f"msgroute-{WORLD_ID}-lb2", PORT_BASE + 70, PORT_BASE + 170, PORT_BASE + 136)
 LBS = (LB1, LB2)
 
 

@@ -37,11 +37,12 @@ def test_runs_non_root_read_only_and_locked_down(host):
     assert config["StopSignal"] == "SIGQUIT"
 
 
-def test_only_the_client_and_metrics_ports_are_published(host):
+def test_only_the_client_metrics_and_guard_ports_are_published(host):
     bindings = inspect(host)["HostConfig"]["PortBindings"]
     assert bindings == {
         "8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": "28280"}],
         "9145/tcp": [{"HostIp": "127.0.0.1", "HostPort": "28281"}],
+        "9146/tcp": [{"HostIp": "127.0.0.1", "HostPort": "28289"}],
     }
 
 

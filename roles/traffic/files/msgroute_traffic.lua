@@ -1,4 +1,5 @@
--- msgroute.rollout traffic: the split, the shadow sampling, the runtime API and the lb metrics.
+-- msgroute.rollout traffic: the split, the shadow sampling, the runtime API, the guard's rollback and the lb
+-- metrics.
 --
 -- nginx.conf (rendered by the traffic role) embeds this file in init_by_lua_block, so the Lua code and the
 -- configuration that uses it are staged, validated by `nginx -t` and swapped as one file.
@@ -7,7 +8,13 @@
 -- `msgroute_traffic`, which every worker reads per request and which survives a graceful reload. nginx.conf
 -- carries the same values and init() writes them into the dict whenever nginx (re)loads it, so a restart or
 -- a reload serves exactly what the file says; the runtime API changes them without a reload.
+--
+-- The guard (msgroute_guard.lua: auth, webhook, record) sets both to 0 when Alertmanager reports a rollback
+-- trigger for the version this configuration serves. Its record outlives the request: init() honours it over
+-- the values in nginx.conf, and the runtime API refuses to give the new pool traffic while it stands.
 local M = {}
+
+local guard = require("msgroute_guard")
 
 local ngx = ngx
 local floor = math.floor
@@ -24,6 +31,9 @@ local BUCKETS = {
 }
 local CLASSES = { "1xx", "2xx", "3xx", "4xx", "5xx" }
 local MIRROR_RESULTS = { "2xx", "3xx", "4xx", "5xx", "error", "dropped" }
+local GUARD_RESULTS = { "rolled_back", "ignored", "unauthorized", "malformed", "too_large", "method" }
+-- Longest a guard decision or a runtime change waits for another one in flight.
+local LOCK_WAIT_S = 2
 -- Hop-by-hop headers and the ones the copy sets itself are not forwarded to the shadow pool.
 local SKIP_HEADERS = {
     ["connection"] = true, ["keep-alive"] = true, ["transfer-encoding"] = true, ["content-length"] = true,
@@ -75,6 +85,36 @@ end
 
 function M.configure(settings)
     cfg = settings
+    guard.configure({ digest = settings.guard_digest, dir = settings.guard_dir, version = settings.version })
+end
+
+-- The guard's record as the workers share it (nil when there is none).
+local function guard_record()
+    return guard.decode(dict():get("guard"))
+end
+
+local function guard_in_force()
+    local record = guard_record()
+    return guard.in_force(record, cfg.version), record
+end
+
+-- Guard decisions and runtime changes read the weights and the record, then write them: one at a time over
+-- all workers, so a PUT can never slip in between the guard's check and its rollback.
+local function locked(fn, ...)
+    local d = dict()
+    local deadline = ngx.now() + LOCK_WAIT_S
+    while not d:add("lock", true, LOCK_WAIT_S) do
+        if ngx.now() > deadline then
+            return nil, "the runtime values are locked by another change"
+        end
+        ngx.sleep(0.001)
+    end
+    local ok, a, b = pcall(fn, ...)
+    d:delete("lock")
+    if not ok then
+        error(a)
+    end
+    return a, b
 end
 
 -- init_by_lua: the runtime values written in nginx.conf become the values in force. An invalid value makes
@@ -84,6 +124,20 @@ function M.init(values)
     local ok, err = check(new_weight, shadow_percent)
     if not ok then
         error("msgroute traffic: invalid runtime values in the configuration: " .. err)
+    end
+    -- The guard's decision lasts: after a restart or a reload nginx serves legacy only for the version it
+    -- rolled back, whatever weights nginx.conf was last rendered with.
+    local record = guard.load()
+    dict():set("guard", record and guard.encode(record) or nil)
+    if guard.in_force(record, cfg.version) and (new_weight > 0 or shadow_percent > 0) then
+        if cfg.has_legacy then
+            ngx.log(ngx.WARN, "msgroute guard: version ", cfg.version, " was rolled back by ", record.alert,
+                "; serving legacy only instead of new_weight=", new_weight, " shadow_percent=", shadow_percent)
+            new_weight, shadow_percent = 0, 0
+        else
+            ngx.log(ngx.ERR, "msgroute guard: version ", cfg.version, " was rolled back by ", record.alert,
+                " but this configuration has no legacy pool to serve")
+        end
     end
     store(new_weight, shadow_percent)
     -- Changes on every start and reload only: the proof that a weight change did not reload nginx.
@@ -284,14 +338,21 @@ function M.log()
     end
 end
 
-local function state_json()
+-- `guard` is the record whatever version it names; `guard_in_force` says whether it binds this configuration.
+local function state_json(extra)
     local d = dict()
+    local in_force, record = guard_in_force()
     return fmt(
         '{"new_weight":%d,"shadow_percent":%d,"has_new":%s,"has_legacy":%s,"generation":%d,'
-            .. '"changed_at":%.3f,"loaded_at":%.3f}\n',
+            .. '"changed_at":%.3f,"loaded_at":%.3f,"version":%s,"guard":%s,"guard_in_force":%s%s}\n',
         d:get("new_weight") or 0, d:get("shadow_percent") or 0, tostring(cfg.has_new), tostring(cfg.has_legacy),
-        d:get("generation") or 0, d:get("changed_at") or 0, d:get("loaded_at") or 0
+        d:get("generation") or 0, d:get("changed_at") or 0, d:get("loaded_at") or 0, guard.encode(cfg.version),
+        guard.encode(record), tostring(in_force), extra or ""
     )
+end
+
+local function error_json(message)
+    return fmt('{"error":%s}\n', guard.encode(message))
 end
 
 local function answer(status, body)
@@ -299,6 +360,20 @@ local function answer(status, body)
     ngx.header["Content-Type"] = "application/json"
     ngx.print(body)
     return ngx.exit(status)
+end
+
+-- While the guard's record stands for the version in force, only 0/0 may be set: the guard's decision is
+-- never overwritten silently (clear it first, DELETE /_msgroute/guard).
+local function put(new_weight, shadow_percent)
+    local in_force, record = guard_in_force()
+    if in_force and (new_weight > 0 or shadow_percent > 0) then
+        return nil, fmt("version %s was rolled back by the guard (%s, %s over %s at %.3f): new_weight and "
+            .. "shadow_percent must stay 0 until the guard record is cleared (DELETE /_msgroute/guard, module "
+            .. "traffic_runtime state=clear_guard)", cfg.version, tostring(record.alert), tostring(record.value),
+            tostring(record.threshold), tonumber(record.at) or 0)
+    end
+    store(new_weight, shadow_percent)
+    return true
 end
 
 -- content_by_lua of the runtime API (a listener on the container's loopback only: the role reaches it with
@@ -309,14 +384,139 @@ function M.admin()
         local args = ngx.req.get_uri_args()
         local new_weight, shadow_percent = percent(args.new_weight), percent(args.shadow_percent)
         local ok, err = check(new_weight, shadow_percent)
-        if not ok then
-            return answer(new_weight and shadow_percent and 409 or 400, fmt('{"error":"%s"}\n', err))
+        if ok then
+            ok, err = locked(put, new_weight, shadow_percent)
         end
-        store(new_weight, shadow_percent)
+        if not ok then
+            return answer(new_weight and shadow_percent and 409 or 400, error_json(err))
+        end
     elseif method ~= "GET" then
         return answer(405, '{"error":"GET or PUT"}\n')
     end
     return answer(200, state_json())
+end
+
+local function clear(reason)
+    local record = guard_record()
+    if record then
+        local ok, err = guard.clear(record, reason, ngx.now())
+        if not ok then
+            return nil, "cannot clear the guard record: " .. tostring(err)
+        end
+        dict():delete("guard")
+    end
+    return true, record
+end
+
+-- content_by_lua of DELETE /_msgroute/guard?reason=... on the runtime API: clears the guard's record (a new
+-- shadow run acknowledges the rollback). Answers the state, with the record it cleared (or null).
+function M.admin_guard()
+    if ngx.req.get_method() ~= "DELETE" then
+        return answer(405, '{"error":"DELETE"}\n')
+    end
+    local reason = ngx.req.get_uri_args().reason
+    reason = type(reason) == "string" and reason:sub(1, 200) or "no reason given"
+    local ok, cleared = locked(clear, reason)
+    if not ok then
+        return answer(500, error_json(cleared))
+    end
+    if cleared then
+        ngx.log(ngx.WARN, "msgroute guard: record of version ", tostring(cleared.version), " (",
+            tostring(cleared.alert), ") cleared: ", reason)
+    end
+    return answer(200, state_json(',"cleared":' .. guard.encode(cleared)))
+end
+
+local function weights()
+    local d = dict()
+    return d:get("new_weight") or 0, d:get("shadow_percent") or 0
+end
+
+-- Under the lock: the rollback, when the alerts ask for one and there is something to roll back.
+local function decide(alerts)
+    local alert = guard.rollback_alert(alerts, cfg.version)
+    if not alert then
+        return "ignored", "no firing rollback alert for version " .. cfg.version
+    end
+    local new_weight, shadow_percent = weights()
+    if new_weight == 0 and shadow_percent == 0 then
+        return "ignored", "version " .. cfg.version .. " already gets no traffic"
+    end
+    if not cfg.has_legacy then
+        return "ignored", "no legacy pool in this configuration to send the traffic to"
+    end
+    local record = guard.record(alert, cfg.version,
+        { new_weight = new_weight, shadow_percent = shadow_percent }, ngx.now())
+    store(0, 0)
+    dict():set("guard", guard.encode(record))
+    return "rolled_back", record
+end
+
+local function guard_answer(result, status, body)
+    ngx.ctx.guard_result = result
+    return answer(status, body)
+end
+
+-- content_by_lua of POST /_msgroute/guard (Alertmanager's webhook receiver). A firing rollback alert for the
+-- version in force sets the new pool's weight and shadow to 0 in this request, then records it; anything
+-- else changes nothing. Every answer is counted by result (log phase).
+function M.guard()
+    if ngx.req.get_method() ~= "POST" then
+        ngx.header["Allow"] = "POST"
+        return guard_answer("method", 405, '{"error":"POST only"}\n')
+    end
+    if not guard.authenticated(ngx.var.http_authorization) then
+        ngx.header["WWW-Authenticate"] = 'Bearer realm="msgroute guard"'
+        return guard_answer("unauthorized", 401, '{"error":"unauthorized"}\n')
+    end
+    ngx.req.read_body()
+    local body = ngx.req.get_body_data()
+    if not body and ngx.req.get_body_file() then
+        -- The buffer is the size limit, so only a body past the limit could be on disk.
+        return guard_answer("too_large", 413, '{"error":"body too large"}\n')
+    end
+    local alerts, why = guard.parse(body)
+    if not alerts then
+        return guard_answer("malformed", 400, error_json("not an Alertmanager webhook: " .. why))
+    end
+    local result, detail = locked(decide, alerts)
+    if not result then
+        -- Another change held the lock past its limit: Alertmanager sends the webhook again.
+        return answer(503, error_json(detail))
+    end
+    if result == "ignored" then
+        ngx.log(ngx.INFO, "msgroute guard: webhook ignored: ", detail)
+        return guard_answer("ignored", 200, fmt('{"result":"ignored","reason":%s}\n', guard.encode(detail)))
+    end
+    local record = detail
+    ngx.log(ngx.WARN, "msgroute guard: rolled back version ", record.version, " on alert ", record.alert,
+        " (phase ", record.phase, "): value ", record.value, ", threshold ", record.threshold,
+        "; new_weight ", record.weights_before.new_weight, " -> 0, shadow_percent ",
+        record.weights_before.shadow_percent, " -> 0")
+    local persisted, err = guard.persist(record)
+    if not persisted then
+        ngx.log(ngx.ERR, "msgroute guard: rolled back at run time but could not write the record (",
+            tostring(err), "): a restart would serve nginx.conf's weights again")
+    end
+    return guard_answer("rolled_back", 200, fmt('{"result":"rolled_back","persisted":%s,"record":%s}\n',
+        tostring(persisted == true), guard.encode(record)))
+end
+
+-- log_by_lua of the guard: counts every answer, including the 413 nginx gives itself for a body past
+-- client_max_body_size (before any Lua runs).
+function M.guard_log()
+    local result = ngx.ctx.guard_result
+    if not result and ngx.status == 413 then
+        result = "too_large"
+    end
+    if not result then
+        return
+    end
+    count("guard|" .. result)
+    if result ~= "rolled_back" and result ~= "ignored" then
+        ngx.log(ngx.WARN, "msgroute guard: refused a webhook from ", ngx.var.remote_addr, ": ", result,
+            " (", ngx.status, ")")
+    end
 end
 
 -- content_by_lua of the metrics listener: Prometheus text format 0.0.4.
@@ -367,6 +567,18 @@ function M.metrics()
     add("# HELP msgroute_lb_shadow_percent Percent of requests copied to the new pool.")
     add("# TYPE msgroute_lb_shadow_percent gauge")
     add(fmt("msgroute_lb_shadow_percent %d", d:get("shadow_percent") or 0))
+    add("# HELP msgroute_lb_guard_webhooks_total Webhooks the guard answered, by result.")
+    add("# TYPE msgroute_lb_guard_webhooks_total counter")
+    for _, result in ipairs(GUARD_RESULTS) do
+        add(fmt('msgroute_lb_guard_webhooks_total{result="%s"} %d', result, d:get("guard|" .. result) or 0))
+    end
+    local in_force, record = guard_in_force()
+    add("# HELP msgroute_lb_guard_rolled_back 1 while the guard's rollback of the version in force stands.")
+    add("# TYPE msgroute_lb_guard_rolled_back gauge")
+    add(fmt("msgroute_lb_guard_rolled_back %d", in_force and 1 or 0))
+    add("# HELP msgroute_lb_guard_rolled_back_timestamp_seconds When the guard rolled the version in force back.")
+    add("# TYPE msgroute_lb_guard_rolled_back_timestamp_seconds gauge")
+    add(fmt("msgroute_lb_guard_rolled_back_timestamp_seconds %.3f", in_force and tonumber(record.at) or 0))
     add("")
     ngx.header["Content-Type"] = "text/plain; version=0.0.4"
     ngx.print(concat(out, "\n"))

@@ -318,3 +318,50 @@ def test_judge_settings_are_applied_per_phase():
 )
 def test_bad_judge_settings_are_refused_naming_the_setting(judge, provider, needle):
     assert any(problem.startswith(needle) for problem in refused("partial", judge=judge, provider=provider))
+
+
+TOKEN = "s3cret-guard-token-0123456789"
+
+
+@pytest.mark.parametrize("phase", ["shadow", "partial", "full", "status"])
+def test_lb_hosts_need_a_guard_token(phase):
+    problems = refused(phase, lb_hosts=2, guard_token=None)
+    assert [p for p in problems if p.startswith("rollout_guard_token")] == [
+        "rollout_guard_token: the inventory has lb hosts, and their guard needs a bearer token of at least "
+        "16 characters (a vault value, or a password lookup as in inventories/local); none is set"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("token", "needle"),
+    [
+        ("", "none is set"),
+        ("short-token-15ch", None),
+        ("short-token15ch", "at least 16 characters long, it has 15"),
+        ("a-token-with\na-newline-in-it", "whitespace or control characters"),
+        ("a-token-with a-space-in-it", "whitespace or control characters"),
+        ("a-token-with\x7fdelete-in-it", "whitespace or control characters"),
+        (12345678901234567890, "expected a string, got int"),
+    ],
+)
+def test_the_guard_token_is_checked_and_never_shown(token, needle):
+    settings = {**GOOD, "lb_hosts": 1, "guard_token": token}
+    if needle is None:
+        assert plan_run("partial", settings)["steps"]
+        return
+    with pytest.raises(PlanError) as caught:
+        plan_run("partial", settings)
+    (problem,) = caught.value.problems
+    assert needle in problem
+    assert str(token) not in str(caught.value) or token == ""
+
+
+def test_the_token_is_listed_with_the_other_problems():
+    problems = refused("shadow", shadow_percent=150, lb_hosts=1, guard_token="short")
+    assert len(problems) == 2
+
+
+def test_without_lb_hosts_or_for_a_rollback_no_token_is_needed():
+    assert plan_run("partial", {**GOOD, "lb_hosts": 0, "guard_token": None})["steps"]
+    assert plan_run("rollback", {**GOOD, "lb_hosts": 2, "guard_token": None})["phase"] == "rollback"
+    assert plan_run("full", {**GOOD, "lb_hosts": 2, "guard_token": TOKEN})["steps"]

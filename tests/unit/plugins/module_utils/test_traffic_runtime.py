@@ -46,11 +46,18 @@ def test_requests_are_http_1_0_with_a_length():
     assert put.startswith("PUT /_msgroute/runtime?new_weight=25&shadow_percent=10 HTTP/1.0\r\n")
 
 
-def test_put_needs_values_and_only_get_or_put():
+def test_put_needs_values_and_only_get_put_or_delete():
     with pytest.raises(ValueError):
         rt.build_request("PUT")
     with pytest.raises(ValueError):
-        rt.build_request("DELETE")
+        rt.build_request("PATCH")
+
+
+def test_delete_clears_the_guard_with_the_reason_encoded():
+    request = rt.build_request("DELETE", reason="shadow run of 2.0.1 & more")
+    assert request.startswith("DELETE /_msgroute/guard?reason=shadow+run+of+2.0.1+%26+more HTTP/1.0\r\n")
+    assert "Content-Length: 0" in request
+    assert rt.build_request("DELETE").startswith("DELETE /_msgroute/guard?reason=no+reason+given ")
 
 
 def test_the_exec_command_reaches_the_container_loopback_with_bash():
@@ -140,3 +147,88 @@ def test_nginx_must_serve_what_was_asked():
 
     with pytest.raises(rt.RuntimeApiError, match="asked for"):
         rt.Client("lb", 8081, runner=stubborn).put(rt.Values(10, 0))
+
+
+RECORD = {
+    "active": True,
+    "version": "2.0.0",
+    "alert": "MsgrouteLatencyAboveTrigger",
+    "phase": "partial",
+    "value": "81.2ms",
+    "threshold": "65ms",
+    "summary": "p95 above the trigger",
+    "at": 1764660000.123,
+    "weights_before": {"new_weight": 50, "shadow_percent": 10},
+}
+
+
+class GuardedNginx:
+    """Plays nginx with a guard record: GET answers it, DELETE clears it and answers what it cleared."""
+
+    def __init__(self, record: dict | None) -> None:
+        self.state = {"new_weight": 0, "shadow_percent": 0, "version": "2.0.0", "guard": record,
+                      "guard_in_force": record is not None}  # fmt: skip
+        self.methods: list[str] = []
+        self.keep_record = False
+
+    def __call__(self, command, timeout):
+        request = command[-1]
+        self.methods.append(request.split(" ", 1)[0])
+        if request.startswith("DELETE "):
+            cleared = self.state["guard"]
+            if not self.keep_record:
+                self.state = {**self.state, "guard": None, "guard_in_force": False}
+            return subprocess.CompletedProcess(
+                command, 0, answer(200, {**self.state, "cleared": cleared}), ""
+            )
+        return subprocess.CompletedProcess(command, 0, answer(200, self.state), "")
+
+
+def test_clearing_without_a_record_changes_nothing():
+    nginx = GuardedNginx(None)
+    outcome = rt.ensure_guard_cleared(rt.Client("lb", 8081, runner=nginx), "new shadow")
+    assert not outcome.changed
+    assert nginx.methods == ["GET"]
+
+
+def test_clearing_a_record_deletes_it_and_reports_what_was_cleared():
+    nginx = GuardedNginx(dict(RECORD))
+    outcome = rt.ensure_guard_cleared(rt.Client("lb", 8081, runner=nginx), "new shadow")
+    assert outcome.changed
+    assert nginx.methods == ["GET", "DELETE"]
+    assert rt.guard_of(outcome.before) == RECORD
+    assert rt.guard_of(outcome.after) is None
+    assert outcome.after["cleared"] == RECORD
+
+
+def test_clearing_in_check_mode_only_reads():
+    nginx = GuardedNginx(dict(RECORD))
+    outcome = rt.ensure_guard_cleared(rt.Client("lb", 8081, runner=nginx), "new shadow", check_mode=True)
+    assert outcome.changed and rt.guard_of(outcome.after) is None
+    assert nginx.methods == ["GET"]
+    assert nginx.state["guard"] == RECORD
+
+
+def test_a_record_nginx_keeps_after_delete_is_an_error():
+    nginx = GuardedNginx(dict(RECORD))
+    nginx.keep_record = True
+    with pytest.raises(rt.RuntimeApiError, match="still has"):
+        rt.ensure_guard_cleared(rt.Client("lb", 8081, runner=nginx), "new shadow")
+
+
+def test_guard_of_refuses_a_record_that_is_not_an_object():
+    assert rt.guard_of({"guard": None}) is None
+    assert rt.guard_of({}) is None
+    with pytest.raises(rt.RuntimeApiError, match="not an object"):
+        rt.guard_of({"guard": "yes"})
+
+
+def test_the_guard_diff_names_the_alert_value_and_threshold():
+    outcome = rt.Outcome(True, {"guard": RECORD}, {"guard": None})
+    diff = rt.diff_of(outcome, "lb", guard=True)
+    assert diff["before"] == (
+        "guard: active, version 2.0.0 rolled back by MsgrouteLatencyAboveTrigger (81.2ms over 65ms) "
+        "at 1764660000.123\n"
+    )
+    assert diff["after"] == "guard: none\n"
+    assert rt.diff_of(rt.Outcome(False, {}, {}), "lb") == {}

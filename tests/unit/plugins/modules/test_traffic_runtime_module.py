@@ -74,3 +74,76 @@ def test_out_of_range_is_refused_before_any_call(nginx, capsys):
     rc, result = run_module({"container": "lb", "new_weight": 140, "shadow_percent": 0}, capsys)
     assert rc == 1 and "new_weight must be a whole number from 0 to 100" in result["msg"]
     assert calls == []
+
+
+RECORD = {
+    "active": True,
+    "version": "2.0.0",
+    "alert": "MsgrouteLatencyAboveTrigger",
+    "value": "81.2ms",
+    "threshold": "65ms",
+    "at": 1764660000.5,
+    "weights_before": {"new_weight": 50, "shadow_percent": 0},
+}
+
+
+@pytest.fixture
+def guarded(monkeypatch):
+    """nginx after a guard rollback: 0/0, the record in force, PUT above 0 refused with 409 until DELETE."""
+    state = {"new_weight": 0, "shadow_percent": 0, "version": "2.0.0", "guard": dict(RECORD),
+             "guard_in_force": True}  # fmt: skip
+    calls: list[str] = []
+
+    def fake_run(command, **kwargs):
+        request = command[-1]
+        calls.append(request.split(" ", 1)[0])
+        status, body = 200, dict(state)
+        if request.startswith("DELETE "):
+            body = {**state, "guard": None, "guard_in_force": False, "cleared": state["guard"]}
+            state.update(guard=None, guard_in_force=False)
+        elif request.startswith("PUT ") and state["guard_in_force"]:
+            status, body = 409, {"error": "version 2.0.0 was rolled back by the guard"}
+        return subprocess.CompletedProcess(command, 0, f"HTTP/1.1 {status} X\r\n\r\n{json.dumps(body)}", "")
+
+    monkeypatch.setattr(rt.subprocess, "run", fake_run)
+    return state, calls
+
+
+def test_query_returns_the_version_and_the_guard_record(guarded, capsys):
+    rc, result = run_module({"container": "lb", "state": "query"}, capsys)
+    assert rc == 0 and not result["changed"]
+    assert result["version"] == "2.0.0"
+    assert result["guard"] == RECORD
+
+
+def test_clear_guard_clears_and_shows_the_record_in_the_diff(guarded, capsys):
+    state, calls = guarded
+    args = {"container": "lb", "state": "clear_guard", "reason": "shadow of 2.0.1", "_ansible_diff": True}
+    rc, result = run_module(args, capsys)
+    assert rc == 0 and result["changed"]
+    assert calls == ["GET", "DELETE"]
+    assert result["guard"] is None and result["cleared"] == RECORD
+    assert result["diff"]["before"].startswith("guard: active, version 2.0.0 rolled back by MsgrouteLatency")
+    assert result["diff"]["after"] == "guard: none\n"
+    assert state["guard"] is None
+
+
+def test_clear_guard_in_check_mode_changes_nothing(guarded, capsys):
+    state, calls = guarded
+    rc, result = run_module({"container": "lb", "state": "clear_guard", "_ansible_check_mode": True}, capsys)
+    assert rc == 0 and result["changed"] and result["guard"] is None
+    assert calls == ["GET"]
+    assert state["guard"] == RECORD
+
+
+def test_clear_guard_without_a_record_is_no_change(guarded, capsys):
+    state = guarded[0]
+    state.update(guard=None, guard_in_force=False)
+    rc, result = run_module({"container": "lb", "state": "clear_guard"}, capsys)
+    assert rc == 0 and not result["changed"] and result["cleared"] is None
+
+
+def test_a_weight_while_the_guard_record_stands_fails_with_nginx_reason(guarded, capsys):
+    rc, result = run_module({"container": "lb", "new_weight": 25, "shadow_percent": 0}, capsys)
+    assert rc == 1
+    assert "runtime API refused PUT: 409 version 2.0.0 was rolled back by the guard" in result["msg"]
