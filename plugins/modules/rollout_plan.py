@@ -67,6 +67,22 @@ options:
     description: Port settings to check (name to value), each a whole number 1-65535.
     type: dict
     default: {}
+  monitoring_hosts:
+    description: Number of hosts in the inventory's C(monitoring) group.
+    type: int
+    default: 0
+    version_added: "0.2.0"
+  monitoring_user:
+    description: C(rollout_monitoring_user), the basic-auth user of Prometheus and Alertmanager; no C(:).
+    type: str
+    version_added: "0.2.0"
+  monitoring_password:
+    description:
+      - C(rollout_monitoring_password). Refused when empty while O(monitoring_hosts) is above 0 - role
+        C(monitoring) serves Prometheus and Alertmanager only with basic auth.
+      - Never logged, never in the plan.
+    type: str
+    version_added: "0.2.0"
 extends_documentation_fragment:
   - msgroute.rollout.attributes
 attributes:
@@ -135,6 +151,9 @@ SETTINGS = (
     "new_instances",
     "legacy_instances",
     "ports",
+    "monitoring_hosts",
+    "monitoring_user",
+    "monitoring_password",
 )
 
 
@@ -152,6 +171,9 @@ def main() -> None:
             "new_instances": {"type": "raw"},
             "legacy_instances": {"type": "raw"},
             "ports": {"type": "dict", "default": {}},
+            "monitoring_hosts": {"type": "int", "default": 0},
+            "monitoring_user": {"type": "str"},
+            "monitoring_password": {"type": "str", "no_log": True},
         },
         supports_check_mode=True,
     )

@@ -259,3 +259,23 @@ def test_bad_triggers_are_refused_naming_the_setting(triggers, needle):
 def test_bad_alert_timing_is_refused(alerting, needle):
     problems = refused("partial", alerting=alerting)
     assert any(needle in p for p in problems), problems
+
+
+def test_a_monitoring_host_without_a_password_is_refused():
+    problems = refused("status", monitoring_hosts=1, monitoring_user="msgroute", monitoring_password=None)
+    assert [p.split(":")[0] for p in problems] == ["rollout_monitoring_password"]
+    assert any(
+        p.startswith("rollout_monitoring_user")
+        for p in refused(
+            "partial", monitoring_hosts=1, monitoring_user="ms:group", monitoring_password="secret"
+        )
+    )
+
+
+def test_monitoring_credentials_pass_and_stay_out_of_the_plan():
+    plan = plan_run(
+        "partial", {**GOOD, "monitoring_hosts": 1, "monitoring_user": "u", "monitoring_password": "pw"}
+    )
+    assert "pw" not in repr(plan)
+    # No monitoring host (a user's own Prometheus): nothing to protect here, nothing asked for.
+    assert plan_run("partial", {**GOOD, "monitoring_hosts": 0, "monitoring_password": None})["steps"]
