@@ -41,7 +41,8 @@ def router_image() -> str:
 
 def local_world() -> list[str]:
     names = docker("ps", "-a", "--format", "{{.Names}}").stdout.split()
-    return sorted(n for n in names if re.match(r"^msgroute-(lb|router-[0-9]+|legacy-[0-9]+|prometheus|alertmanager)$", n))
+    local = re.compile(r"^msgroute-(lb|router-[0-9]+|legacy-[0-9]+|prometheus|alertmanager)$")
+    return sorted(n for n in names if local.match(n))
 
 
 def exists(kind: str, name: str) -> bool:
