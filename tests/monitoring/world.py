@@ -11,6 +11,7 @@ MSGROUTE_AM_KEEP=1 keeps the world for a look.
 from __future__ import annotations
 
 import json
+import secrets
 import subprocess
 import threading
 import time
@@ -84,6 +85,7 @@ class World:
     guards: tuple[Receiver, Receiver]
     user_hook: Receiver
     env: dict[str, str]
+    run_id: str = field(default_factory=lambda: secrets.token_hex(4))
 
     @property
     def auth(self) -> tuple[str, str]:
@@ -96,7 +98,10 @@ class World:
 
     def post_alert(self, alertname: str, action: str) -> None:
         alert = {
+            # A label of this run: a world kept from an earlier run (MSGROUTE_AM_KEEP) has already notified
+            # the same alert, and Alertmanager would not repeat it before repeat_interval.
             "labels": {
+                "suite_run": self.run_id,
                 "alertname": alertname,
                 "rollout_action": action,
                 "version": "2.0.0",
