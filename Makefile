@@ -11,7 +11,7 @@ export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 PYTEST_ARGS ?=
 
-.PHONY: test-tools venv venv-path prepare rehearsal test lint sanity unit promtool integration molecule clean-venv dashboards
+.PHONY: test-tools venv venv-path prepare rehearsal test lint sanity unit promtool monitoring integration molecule clean-venv dashboards
 
 venv: $(VENV)/.installed
 
@@ -89,6 +89,10 @@ unit: venv
 promtool: venv test-tools
 	pytest -q tests/promtool $(PYTEST_ARGS)
 
+# Role monitoring's real Prometheus and Alertmanager on their own names and ports (the images prepare made).
+monitoring: prepare
+	pytest -q tests/monitoring $(PYTEST_ARGS)
+
 integration: prepare
 	pytest -q tests/integration $(PYTEST_ARGS)
 
@@ -101,7 +105,7 @@ molecule: prepare
 	$(MOLECULE_TRAFFIC)
 
 test: prepare lint test-tools
-	pytest tests/unit tests/browser tests/promtool tests/router_app_integration tests/traffic tests/integration tests/e2e $(PYTEST_ARGS)
+	pytest tests/unit tests/browser tests/promtool tests/router_app_integration tests/traffic tests/monitoring tests/integration tests/e2e $(PYTEST_ARGS)
 	molecule test -s router
 	$(MOLECULE_TRAFFIC)
 

@@ -22,6 +22,10 @@ from ansible.module_utils.urls import open_url
 _ERROR_BODY_CHARS = 300
 
 
+# HTTP basic credentials (user, password) for a server behind a web config (Prometheus, Alertmanager).
+Auth = tuple[str, str]
+
+
 class FetchError(Exception):
     """A GET that did not produce a 2xx answer; ``url`` and ``cause`` say which and why."""
 
@@ -41,7 +45,15 @@ def _http_error_cause(exc: urllib.error.HTTPError) -> str:
     return f"{cause}: {body[:_ERROR_BODY_CHARS]}" if body else cause
 
 
-def _get(url: str, timeout: float, headers: Mapping[str, str] | None, validate_certs: bool) -> bytes:
+def _get(
+    url: str,
+    timeout: float,
+    headers: Mapping[str, str] | None,
+    validate_certs: bool,
+    auth: Auth | None = None,
+) -> bytes:
+    # Sent with the first request (force_basic_auth): Prometheus answers 401 without a challenge to retry on.
+    credentials = {"url_username": auth[0], "url_password": auth[1], "force_basic_auth": True} if auth else {}
     try:
         response = open_url(
             url,
@@ -50,6 +62,7 @@ def _get(url: str, timeout: float, headers: Mapping[str, str] | None, validate_c
             timeout=timeout,
             validate_certs=validate_certs,
             follow_redirects="safe",
+            **credentials,
         )
         return response.read()
     except urllib.error.HTTPError as exc:
@@ -62,18 +75,29 @@ def _get(url: str, timeout: float, headers: Mapping[str, str] | None, validate_c
 
 
 def fetch_text(
-    url: str, timeout: float, headers: Mapping[str, str] | None = None, validate_certs: bool = True
+    url: str,
+    timeout: float,
+    headers: Mapping[str, str] | None = None,
+    validate_certs: bool = True,
+    auth: Auth | None = None,
 ) -> str:
     """Body of a GET as text (UTF-8, undecodable bytes replaced: metrics text is ASCII in practice)."""
-    return _get(url, timeout, headers, validate_certs).decode("utf-8", errors="replace")
+    return _get(url, timeout, headers, validate_certs, auth).decode("utf-8", errors="replace")
 
 
 def fetch_json(
-    url: str, params: Mapping[str, str] | None, timeout: float, validate_certs: bool = True
+    url: str,
+    params: Mapping[str, str] | None,
+    timeout: float,
+    validate_certs: bool = True,
+    auth: Auth | None = None,
 ) -> Any:
-    """Decoded JSON of a GET with ``params`` as the query string; a non-JSON body is a FetchError."""
+    """Decoded JSON of a GET with ``params`` as the query string; a non-JSON body is a FetchError.
+
+    ``auth`` (user, password) is sent as HTTP basic authentication, as a web config asks for.
+    """
     full_url = f"{url}{'&' if '?' in url else '?'}{urlencode(params)}" if params else url
-    body = _get(full_url, timeout, {"Accept": "application/json"}, validate_certs)
+    body = _get(full_url, timeout, {"Accept": "application/json"}, validate_certs, auth)
     try:
         return json.loads(body)
     except ValueError as exc:

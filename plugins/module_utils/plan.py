@@ -144,6 +144,22 @@ def check_alerting(settings: Any) -> dict[str, Any]:
         raise ValueError(f"rollout_alerting.{exc}") from None
 
 
+def check_monitoring(hosts: Any, user: Any, password: Any) -> list[str]:
+    """Role monitoring puts Prometheus and Alertmanager behind basic auth: with a monitoring host in the
+    inventory their credentials must be given (an unauthenticated silence switches the guard off)."""
+    if not hosts:
+        return []
+    problems = []
+    if not isinstance(user, str) or not user.strip() or ":" in user:
+        problems.append(f"rollout_monitoring_user: expected a user name without ':', got {user!r}")
+    if not isinstance(password, str) or not password:
+        problems.append(
+            "rollout_monitoring_password: the inventory has monitoring hosts and Prometheus and Alertmanager "
+            "only answer with basic auth; give the password (from a vault)"
+        )
+    return problems
+
+
 def _not_stricter(phase: str, gate: Mapping[str, Any], problems: list[str]) -> None:
     if gate["thresholds"] is None or gate["triggers"] is None:
         return  # already refused, named
@@ -204,7 +220,8 @@ def plan_run(phase: str, settings: Mapping[str, Any]) -> dict[str, Any]:
     ``thresholds``, ``triggers``, ``analysis`` and ``judge`` (per phase), ``provider`` (the gates'),
     ``alerting``, ``new_instances`` and ``legacy_instances`` (the pools' sizes as the inventory gives them),
     ``ports`` (name to value), ``lb_hosts`` (how many the inventory has) and ``guard_token``
-    (rollout_guard_token, required with lb hosts: the guard in their nginx refuses every webhook without one).
+    (rollout_guard_token, required with lb hosts: the guard in their nginx refuses every webhook without one),
+    ``monitoring_hosts`` (how many), ``monitoring_user`` and ``monitoring_password`` (never in the plan).
 
     The plan holds the steps to take and, per phase, the gate's resolved thresholds and analysis settings,
     the resolved rollback triggers and the baseline judge (``gates``): status.yml and validate.yml measure
@@ -258,6 +275,13 @@ def plan_run(phase: str, settings: Mapping[str, Any]) -> dict[str, Any]:
     for p in PHASES:
         _not_stricter(p, gates[p], problems)
     alerting = _collect(problems, check_alerting, settings.get("alerting"))
+    problems.extend(
+        check_monitoring(
+            settings.get("monitoring_hosts"),
+            settings.get("monitoring_user"),
+            settings.get("monitoring_password"),
+        )
+    )
     steps = [{"phase": phase, **step} for step in _steps(phase, settings, problems)]
     if problems:
         raise PlanError(problems)

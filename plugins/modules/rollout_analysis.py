@@ -75,6 +75,18 @@ options:
       - Base URL of the Prometheus server, for example C(http://prometheus:9090).
       - Required with O(provider=prometheus).
     type: str
+  prometheus_user:
+    description:
+      - User of HTTP basic authentication at O(prometheus_url) (a Prometheus behind a web config, as role
+        C(monitoring) runs it - C(rollout_monitoring_user)).
+      - Sent only together with O(prometheus_password).
+    type: str
+    version_added: "0.2.0"
+  prometheus_password:
+    description:
+      - Password of O(prometheus_user) (C(rollout_monitoring_password), from a vault). Never logged.
+    type: str
+    version_added: "0.2.0"
   selector:
     description:
       - Label matchers (label name to exact value) that select the new routers' series in Prometheus,
@@ -310,7 +322,9 @@ EXAMPLES = r"""
 - name: Gate the full cut-over through Prometheus, stopping after three good measurements in a row
   msgroute.rollout.rollout_analysis:
     provider: prometheus
-    prometheus_url: http://prometheus:9090
+    prometheus_url: https://prometheus:9090
+    prometheus_user: msgroute
+    prometheus_password: "{{ vault_rollout_monitoring_password }}"
     selector:
       job: msgroute-router
       track: new
@@ -582,6 +596,8 @@ def argument_spec() -> dict[str, Any]:
         "baseline_targets": {"type": "list", "elements": "str"},
         "baseline_selector": {"type": "dict"},
         "prometheus_url": {"type": "str"},
+        "prometheus_user": {"type": "str"},
+        "prometheus_password": {"type": "str", "no_log": True},
         "selector": {"type": "dict", "default": {}},
         "window": {"type": "str"},
         "phase": {"type": "str", "required": True, "choices": list(PHASES)},
@@ -695,12 +711,15 @@ def _prometheus_measure(
 ) -> Callable[[], Measurement]:
     """Each call asks Prometheus every query once; any failed query makes the measurement an Error."""
     url = params["prometheus_url"].rstrip("/") + "/api/v1/query"
+    auth = (params["prometheus_user"], params["prometheus_password"]) if params["prometheus_user"] else None
 
     def measure() -> Measurement:
         results: dict[str, float | None] = {}
         for key, query in queries.items():
             try:
-                answer = fetch_json(url, {"query": query}, params["timeout"], params["validate_certs"])
+                answer = fetch_json(
+                    url, {"query": query}, params["timeout"], params["validate_certs"], auth=auth
+                )
                 results[key] = parse_prometheus_vector(answer)
             except (http.FetchError, PrometheusQueryError) as exc:
                 return error_measurement([f"{key} query failed: {exc}"])
@@ -747,6 +766,7 @@ def main(
     module = AnsibleModule(
         argument_spec=argument_spec(),
         required_if=[("provider", "web", ["targets"]), ("provider", "prometheus", ["prometheus_url"])],
+        required_together=[("prometheus_user", "prometheus_password")],
         supports_check_mode=True,
     )
     params = module.params

@@ -95,6 +95,21 @@ options:
         lb hosts and it is missing, shorter than 16 characters, or holds whitespace or control characters.
         Never shown, not even in the refusal.
     type: raw
+  monitoring_hosts:
+    description: Number of hosts in the inventory's C(monitoring) group.
+    type: int
+    default: 0
+    version_added: "0.2.0"
+  monitoring_user:
+    description: C(rollout_monitoring_user), the basic-auth user of Prometheus and Alertmanager; no C(:).
+    type: str
+    version_added: "0.2.0"
+  monitoring_password:
+    description:
+      - C(rollout_monitoring_password). Refused when empty while O(monitoring_hosts) is above 0 - role
+        C(monitoring) serves Prometheus and Alertmanager only with basic auth.
+      - Never logged, never in the plan.
+    type: str
     version_added: "0.2.0"
 extends_documentation_fragment:
   - msgroute.rollout.attributes
@@ -173,6 +188,9 @@ SETTINGS = (
     "ports",
     "lb_hosts",
     "guard_token",
+    "monitoring_hosts",
+    "monitoring_user",
+    "monitoring_password",
 )
 
 
@@ -194,6 +212,9 @@ def main() -> None:
             "ports": {"type": "dict", "default": {}},
             "lb_hosts": {"type": "int", "default": 0},
             "guard_token": {"type": "raw", "no_log": True},
+            "monitoring_hosts": {"type": "int", "default": 0},
+            "monitoring_user": {"type": "str"},
+            "monitoring_password": {"type": "str", "no_log": True},
         },
         supports_check_mode=True,
     )

@@ -18,12 +18,14 @@ RENAMED = {
     "loadgen_container_name": f"{PREFIX}-loadgen",
     "monitoring_container_name": f"{PREFIX}-prometheus",
     "monitoring_data_volume": f"{PREFIX}-data",
+    "monitoring_alertmanager_container_name": f"{PREFIX}-alertmanager",
+    "monitoring_alertmanager_data_volume": f"{PREFIX}-am-data",
     "router_name_prefix": f"{PREFIX}-router",
     "legacy_name_prefix": f"{PREFIX}-legacy",
     "router_instances": 2,
     "legacy_instances": 1,
 }
-ROLES = ("lb", "loadgen", "prometheus", "router-1", "router-2", "legacy-1")
+ROLES = ("lb", "loadgen", "prometheus", "alertmanager", "router-1", "router-2", "legacy-1")
 CONTAINERS = [f"{PREFIX}-{name}" for name in ROLES]
 
 
@@ -39,7 +41,8 @@ def router_image() -> str:
 
 def local_world() -> list[str]:
     names = docker("ps", "-a", "--format", "{{.Names}}").stdout.split()
-    return sorted(n for n in names if re.match(r"^msgroute-(lb|router-[0-9]+|legacy-[0-9]+|prometheus)$", n))
+    local = re.compile(r"^msgroute-(lb|router-[0-9]+|legacy-[0-9]+|prometheus|alertmanager)$")
+    return sorted(n for n in names if local.match(n))
 
 
 def exists(kind: str, name: str) -> bool:
@@ -49,10 +52,11 @@ def exists(kind: str, name: str) -> bool:
 def test_destroy_follows_renamed_containers_volumes_networks_and_dirs():
     image = router_image()
     docker("network", "create", PREFIX)
-    docker("volume", "create", f"{PREFIX}-data")
+    for volume in (f"{PREFIX}-data", f"{PREFIX}-am-data"):
+        docker("volume", "create", volume)
     for name in CONTAINERS:
         docker("run", "-d", "--name", name, "--network", PREFIX, "--entrypoint", "sleep", image, "600")
-    for sub in ("lb", "prometheus"):
+    for sub in ("lb", "prometheus", "alertmanager"):
         (DATA / sub).mkdir(parents=True, exist_ok=True)
         (DATA / sub / "marker").write_text("x")
     local_before = local_world()
@@ -62,8 +66,10 @@ def test_destroy_follows_renamed_containers_volumes_networks_and_dirs():
     assert run.returncode == 0, run.output[-3000:]
     assert [name for name in CONTAINERS if exists("container", name)] == []
     assert not exists("volume", f"{PREFIX}-data")
+    assert not exists("volume", f"{PREFIX}-am-data")
     assert not exists("network", PREFIX)
     assert not (DATA / "lb").exists()
     assert not (DATA / "prometheus").exists()
+    assert not (DATA / "alertmanager").exists()
     # The default-named world of inventories/local is untouched.
     assert local_world() == local_before

@@ -7,6 +7,7 @@ ansible.cfg gives Ansible, so plugins are imported exactly as Ansible loads them
 
 - ``net``: free loopback ports, waiting for an HTTP endpoint.
 - ``metrics``: Prometheus text exposition, parsed by prometheus_client.
+- ``monitoring``: queries of role monitoring's Prometheus, with inventories/local's generated password.
 - ``playbooks``: ansible-playbook run like a user runs it, its recap and gate lines.
 - ``images``: the local Debian base image the images role built (fails, never skips, when missing).
 - ``rollout``: the real rollout on inventories/local (tests/integration, tests/e2e, bench/rollback).

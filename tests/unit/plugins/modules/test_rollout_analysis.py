@@ -3,6 +3,7 @@ local HTTP server for the collection's HTTP helper."""
 
 from __future__ import annotations
 
+import base64
 import http.server
 import itertools
 import json
@@ -460,9 +461,13 @@ def prometheus_answer(value: str | None) -> dict:
 class FakePrometheus:
     values: dict[str, str | None]
     calls: list[tuple[str, str]] = field(default_factory=list)
+    auths: list[tuple[str, str] | None] = field(default_factory=list)
 
-    def fetch_json(self, url: str, params: dict, timeout: float, validate_certs: bool = True) -> dict:
+    def fetch_json(
+        self, url: str, params: dict, timeout: float, validate_certs: bool = True, auth: Any = None
+    ) -> dict:
         self.calls.append((url, params["query"]))
+        self.auths.append(auth)
         for prefix, value in self.values.items():
             if params["query"].startswith(prefix):
                 return prometheus_answer(value)
@@ -510,8 +515,42 @@ def test_prometheus_slow_p95_fails(capsys: pytest.CaptureFixture) -> None:
     assert "p95 latency 62.3 ms > threshold 50 ms" in result["msg"]
 
 
+def test_prometheus_credentials_go_with_every_query_and_never_into_the_result(
+    capsys: pytest.CaptureFixture,
+) -> None:
+    prometheus = FakePrometheus(dict(PROM_VALUES))
+    args = {
+        "phase": "full",
+        "provider": "prometheus",
+        "prometheus_url": "http://p:9090",
+        "prometheus_user": "msgroute",
+        "prometheus_password": "s3cret-Pa55",
+        "count": 1,
+    }
+    rc, result = run_module(args, capsys, fetch_json=prometheus.fetch_json)
+    assert rc == 0
+    assert prometheus.auths == [("msgroute", "s3cret-Pa55")] * len(prometheus.calls)
+    assert "s3cret-Pa55" not in json.dumps(result)
+
+
+def test_prometheus_user_without_password_is_refused(capsys: pytest.CaptureFixture) -> None:
+    prometheus = FakePrometheus(dict(PROM_VALUES))
+    args = {
+        "phase": "full",
+        "provider": "prometheus",
+        "prometheus_url": "http://p:9090",
+        "prometheus_user": "u",
+    }
+    rc, result = run_module(args, capsys, fetch_json=prometheus.fetch_json)
+    assert rc == 1
+    assert "prometheus_password" in result["msg"]
+    assert prometheus.calls == []
+
+
 def test_prometheus_query_failure_is_an_error_measurement(capsys: pytest.CaptureFixture) -> None:
-    def failing(url: str, params: dict, timeout: float, validate_certs: bool = True) -> dict:
+    def failing(
+        url: str, params: dict, timeout: float, validate_certs: bool = True, auth: Any = None
+    ) -> dict:
         return {"status": "error", "errorType": "bad_data", "error": "unknown function"}
 
     rc, result = run_module(
@@ -717,6 +756,23 @@ def test_fetch_json_against_a_real_prometheus_api(local_server) -> None:
     assert msg_http.fetch_json(f"{base}/api/v1/query", {"query": "up"}, 5) == prometheus_answer("1")
     with pytest.raises(msg_http.FetchError, match=r"HTTP 400 Bad Request: .*bad_data.*parse error in sum"):
         msg_http.fetch_json(f"{base}/api/v1/query", {"query": "sum("}, 5)
+
+
+def test_fetch_json_sends_basic_auth_to_a_protected_api(local_server) -> None:
+    expected = "Basic " + base64.b64encode(b"msgroute:pa:ss").decode()
+
+    class Protected(_Quiet):
+        def do_GET(self) -> None:
+            if self.headers.get("Authorization") != expected:
+                self.reply(401, "Unauthorized", "text/plain")
+            else:
+                self.reply(200, json.dumps(prometheus_answer("1")), "application/json")
+
+    url = local_server(Protected) + "/api/v1/query"
+    assert msg_http.fetch_json(url, {"query": "up"}, 5, auth=("msgroute", "pa:ss")) == prometheus_answer("1")
+    with pytest.raises(msg_http.FetchError) as refused:
+        msg_http.fetch_json(url, {"query": "up"}, 5)
+    assert refused.value.status == 401
 
 
 def test_fetch_text_reports_refused_connection() -> None:

@@ -1,0 +1,36 @@
+"""Prometheus and Alertmanager as role monitoring runs them: behind basic auth (their web configs).
+
+inventories/local makes its password on first use (``lookup('ansible.builtin.password', ...)``) in
+inventories/local/.secrets/monitoring_password; whatever queries that Prometheus reads it from there.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+
+from tests.support import ROOT
+
+LOCAL_USER = "msgroute"
+LOCAL_PASSWORD_FILE = ROOT / "inventories" / "local" / ".secrets" / "monitoring_password"
+LOCAL_PROMETHEUS = "http://127.0.0.1:19090"
+
+
+def local_auth() -> tuple[str, str]:
+    """(user, password) of inventories/local's Prometheus and Alertmanager; fails when never generated."""
+    if not LOCAL_PASSWORD_FILE.exists():
+        raise AssertionError(f"{LOCAL_PASSWORD_FILE} is missing: run prepare.yml on inventories/local first")
+    # The password lookup stores "<password> salt=..." when it made a salt; the password is the first word.
+    return LOCAL_USER, LOCAL_PASSWORD_FILE.read_text().split()[0]
+
+
+def prometheus_query(
+    query: str, base_url: str = LOCAL_PROMETHEUS, auth: tuple[str, str] | None = None, timeout: float = 5.0
+) -> list[dict[str, Any]]:
+    """The result list of an instant query; ``auth`` defaults to inventories/local's credentials."""
+    response = requests.get(
+        f"{base_url}/api/v1/query", params={"query": query}, auth=auth or local_auth(), timeout=timeout
+    )
+    response.raise_for_status()
+    return response.json()["data"]["result"]
