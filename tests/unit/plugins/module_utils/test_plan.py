@@ -365,6 +365,8 @@ def test_without_lb_hosts_or_for_a_rollback_no_token_is_needed():
     assert plan_run("partial", {**GOOD, "lb_hosts": 0, "guard_token": None})["steps"]
     assert plan_run("rollback", {**GOOD, "lb_hosts": 2, "guard_token": None})["phase"] == "rollback"
     assert plan_run("full", {**GOOD, "lb_hosts": 2, "guard_token": TOKEN})["steps"]
+
+
 def test_a_monitoring_host_without_a_password_is_refused():
     problems = refused("status", monitoring_hosts=1, monitoring_user="msgroute", monitoring_password=None)
     assert [p.split(":")[0] for p in problems] == ["rollout_monitoring_password"]
