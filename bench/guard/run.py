@@ -30,15 +30,8 @@ import requests
 
 from tests.support import RESULTS
 from tests.support.metrics import scrape
-from tests.support.rollout import (
-    NEW_ROUTER_PORTS,
-    PROMETHEUS_URL,
-    fresh_start,
-    guard_record,
-    load,
-    prometheus_session,
-    run_playbook,
-)
+from tests.support.monitoring import LOCAL_PROMETHEUS, local_auth
+from tests.support.rollout import NEW_ROUTER_PORTS, fresh_start, guard_record, load, run_playbook
 
 LB_METRICS = "http://127.0.0.1:9145/metrics"
 P95 = 'pool:msgroute_request_duration_seconds:p95_rate5s{pool="new"}'
@@ -62,9 +55,10 @@ def lb_weight() -> float:
 
 def first_time(query: str, start: float, end: float, above: float | None = None) -> float | None:
     """The first sample time of ``query`` in [start, end] (above ``above`` when given), 1 s resolution."""
-    answer = prometheus_session().get(
-        f"{PROMETHEUS_URL}/api/v1/query_range",
+    answer = requests.get(
+        f"{LOCAL_PROMETHEUS}/api/v1/query_range",
         params={"query": query, "start": start, "end": end, "step": 1},
+        auth=local_auth(),
         timeout=10,
     )
     answer.raise_for_status()

@@ -28,11 +28,8 @@ INVENTORY = "inventories/local"
 LB_URL = "http://127.0.0.1:18080"
 NEW_ROUTER_PORTS = (18081, 18082)
 DATA_DIR = Path("/var/lib/msgroute-rollout/local")
-PROMETHEUS_URL = "http://127.0.0.1:19090"
 # The guard's record on the lb (role traffic; rollout_state_dir/guard).
 GUARD_RECORD = DATA_DIR / "lb" / "guard" / "guard.json"
-# Secrets inventories/local generates on first use (ansible.builtin.password lookups; gitignored).
-SECRETS = ROOT / INVENTORY / ".secrets"
 
 
 def run_playbook(name: str, *args: str, inventory: str = INVENTORY, timeout: float = 1200) -> PlaybookRun:
@@ -80,15 +77,6 @@ def router_metrics(port: int) -> Metrics:
 
 def traffic_state() -> dict[str, Any]:
     return json.loads((DATA_DIR / "lb" / "traffic.json").read_text())
-
-
-def prometheus_session() -> requests.Session:
-    """A session that authenticates to the local Prometheus as the monitoring role configured it."""
-    session = requests.Session()
-    password = SECRETS / "monitoring_password"
-    if password.exists():
-        session.auth = ("msgroute", password.read_text().strip())
-    return session
 
 
 def guard_record() -> dict[str, Any] | None:
