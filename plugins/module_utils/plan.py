@@ -29,6 +29,8 @@ from ansible_collections.msgroute.rollout.plugins.module_utils.triggers import (
 RUN_PHASES = (*PHASES, "rollback", "status")
 PROVIDERS = ("web", "prometheus")
 MAX_INSTANCES = 1000
+# The post-promotion window (full.yml keeps legacy able to take traffic back): up to a week.
+MAX_LEGACY_WINDOW_S = 7 * 24 * 3600
 # The guard's bearer token: long enough not to be guessed, and sendable as one HTTP header word.
 MIN_GUARD_TOKEN_LENGTH = 16
 
@@ -221,7 +223,8 @@ def plan_run(phase: str, settings: Mapping[str, Any]) -> dict[str, Any]:
     ``alerting``, ``new_instances`` and ``legacy_instances`` (the pools' sizes as the inventory gives them),
     ``ports`` (name to value), ``lb_hosts`` (how many the inventory has) and ``guard_token``
     (rollout_guard_token, required with lb hosts: the guard in their nginx refuses every webhook without one),
-    ``monitoring_hosts`` (how many), ``monitoring_user`` and ``monitoring_password`` (never in the plan).
+    ``monitoring_hosts`` (how many), ``monitoring_user`` and ``monitoring_password`` (never in the plan),
+    ``legacy_window`` (seconds full.yml keeps legacy able to take traffic back, guarded, before retiring it).
 
     The plan holds the steps to take and, per phase, the gate's resolved thresholds and analysis settings,
     the resolved rollback triggers and the baseline judge (``gates``): status.yml and validate.yml measure
@@ -282,7 +285,15 @@ def plan_run(phase: str, settings: Mapping[str, Any]) -> dict[str, Any]:
             settings.get("monitoring_password"),
         )
     )
+    window = settings.get("legacy_window", 0)
+    legacy_window = _collect(problems, whole_number, "rollout_legacy_window", window, 0, MAX_LEGACY_WINDOW_S)
     steps = [{"phase": phase, **step} for step in _steps(phase, settings, problems)]
     if problems:
         raise PlanError(problems)
-    return {"phase": phase, "steps": steps, "gates": gates, "alerting": alerting}
+    return {
+        "phase": phase,
+        "steps": steps,
+        "gates": gates,
+        "alerting": alerting,
+        "legacy_window": legacy_window,
+    }

@@ -706,12 +706,17 @@ def _web_measure(
     return measure
 
 
+def _prometheus_auth(params: dict[str, Any]) -> tuple[str, str] | None:
+    """Basic auth for Prometheus (role monitoring's web config), when a user is given."""
+    return (params["prometheus_user"], params["prometheus_password"]) if params["prometheus_user"] else None
+
+
 def _prometheus_measure(
     params: dict[str, Any], thresholds: Thresholds, queries: dict[str, str], fetch_json: Callable[..., Any]
 ) -> Callable[[], Measurement]:
     """Each call asks Prometheus every query once; any failed query makes the measurement an Error."""
     url = params["prometheus_url"].rstrip("/") + "/api/v1/query"
-    auth = (params["prometheus_user"], params["prometheus_password"]) if params["prometheus_user"] else None
+    auth = _prometheus_auth(params)
 
     def measure() -> Measurement:
         results: dict[str, float | None] = {}
@@ -739,6 +744,7 @@ def _prometheus_pools(
     """Both pools' totals over the run, asked of Prometheus once the run is over; legacy's over the run
     or over the same length just before the run and its initial delay (``baseline_period``)."""
     url = params["prometheus_url"].rstrip("/") + "/api/v1/query"
+    auth = _prometheus_auth(params)
     seconds, offset = run_range(run_seconds, judge.baseline_period, delay_seconds)
     queries = {
         "new": pool_queries(params["selector"], seconds, names),
@@ -749,7 +755,9 @@ def _prometheus_pools(
         answers: dict[str, Any] = {}
         for key, query in by_key.items():
             try:
-                answers[key] = fetch_json(url, {"query": query}, params["timeout"], params["validate_certs"])
+                answers[key] = fetch_json(
+                    url, {"query": query}, params["timeout"], params["validate_certs"], auth=auth
+                )
             except http.FetchError as exc:
                 answers[key] = exc
         pools[pool] = prometheus_totals(answers, by_key, names)

@@ -95,6 +95,13 @@ options:
         lb hosts and it is missing, shorter than 16 characters, or holds whitespace or control characters.
         Never shown, not even in the refusal.
     type: raw
+  legacy_window:
+    description:
+      - C(rollout_legacy_window), seconds full.yml keeps legacy in nginx (weight 0, guarded) after the bake
+        before it is taken out; a whole number from 0 to 604800.
+    type: raw
+    default: 0
+    version_added: "0.2.0"
   monitoring_hosts:
     description: Number of hosts in the inventory's C(monitoring) group.
     type: int
@@ -191,6 +198,7 @@ SETTINGS = (
     "monitoring_hosts",
     "monitoring_user",
     "monitoring_password",
+    "legacy_window",
 )
 
 
@@ -215,6 +223,7 @@ def main() -> None:
             "monitoring_hosts": {"type": "int", "default": 0},
             "monitoring_user": {"type": "str"},
             "monitoring_password": {"type": "str", "no_log": True},
+            "legacy_window": {"type": "raw", "default": 0},
         },
         supports_check_mode=True,
     )

@@ -385,3 +385,22 @@ def test_monitoring_credentials_pass_and_stay_out_of_the_plan():
     assert "pw" not in repr(plan)
     # No monitoring host (a user's own Prometheus): nothing to protect here, nothing asked for.
     assert plan_run("partial", {**GOOD, "monitoring_hosts": 0, "monitoring_password": None})["steps"]
+
+
+@pytest.mark.parametrize(("window", "expected"), [(0, 0), ("600", 600), (604800, 604800)])
+def test_the_post_promotion_window_is_planned(window, expected):
+    assert plan_run("full", {**GOOD, "legacy_window": window})["legacy_window"] == expected
+
+
+@pytest.mark.parametrize("window", [-1, 604801, 1.5, "ten minutes", None, True])
+def test_a_bad_post_promotion_window_is_refused(window):
+    problems = refused("full", legacy_window=window)
+    assert any(
+        p.startswith(
+            (
+                "rollout_legacy_window: expected a whole number from 0 to 604800",
+                "rollout_legacy_window: must be from 0 to 604800",
+            )
+        )
+        for p in problems
+    ), problems

@@ -586,11 +586,14 @@ class PoolsPrometheus(FakePrometheus):
 
     pools: dict[str, dict[str, float] | None] = field(default_factory=dict)
 
-    def fetch_json(self, url: str, params: dict, timeout: float, validate_certs: bool = True) -> dict:
+    def fetch_json(
+        self, url: str, params: dict, timeout: float, validate_certs: bool = True, auth: Any = None
+    ) -> dict:
         query = params["query"]
         if not query.startswith("sum by ("):
-            return super().fetch_json(url, params, timeout, validate_certs)
+            return super().fetch_json(url, params, timeout, validate_certs, auth)
         self.calls.append((url, query))
+        self.auths.append(auth)
         pool = next(name for name in self.pools if f'pool="{name}"' in query)
         buckets = self.pools[pool]
         if buckets is None:
@@ -635,6 +638,16 @@ def test_prometheus_judge_passes_a_release_that_behaves_like_legacy(capsys: pyte
     assert "; baseline judge Successful (score 100 >= pass_score 95)" in result["message"]
 
 
+def test_prometheus_judge_signs_in_like_the_gate(capsys: pytest.CaptureFixture) -> None:
+    """Role monitoring's Prometheus asks for basic auth: the judge's queries send it as the gate's do."""
+    prometheus = PoolsPrometheus(dict(PROM_VALUES), pools={"new": LIKE_LEGACY, "legacy": LIKE_LEGACY})
+    args = {**prometheus_judged_args(), "prometheus_user": "msgroute", "prometheus_password": "p" * 20}
+    rc, result = run_module(args, capsys, fetch_json=prometheus.fetch_json)
+    assert rc == 0, result
+    assert len(prometheus.auths) == 3 * 5 + 4
+    assert set(prometheus.auths) == {("msgroute", "p" * 20)}
+
+
 def test_prometheus_judge_fails_a_latency_regression_inside_the_sla(capsys: pytest.CaptureFixture) -> None:
     prometheus = PoolsPrometheus(dict(PROM_VALUES), pools={"new": SLOWER, "legacy": LIKE_LEGACY})
     rc, result = run_module(prometheus_judged_args(), capsys, fetch_json=prometheus.fetch_json)
@@ -662,10 +675,12 @@ def test_prometheus_judge_without_legacy_series_never_passes(capsys: pytest.Capt
 def test_prometheus_judge_query_failure_is_inconclusive_not_an_error(capsys: pytest.CaptureFixture) -> None:
     prometheus = PoolsPrometheus(dict(PROM_VALUES), pools={"new": LIKE_LEGACY, "legacy": LIKE_LEGACY})
 
-    def judge_down(url: str, params: dict, timeout: float, validate_certs: bool = True) -> dict:
+    def judge_down(
+        url: str, params: dict, timeout: float, validate_certs: bool = True, auth: Any = None
+    ) -> dict:
         if params["query"].startswith("sum by ("):
             raise msg_http.FetchError(url, "timed out")
-        return prometheus.fetch_json(url, params, timeout, validate_certs)
+        return prometheus.fetch_json(url, params, timeout, validate_certs, auth)
 
     rc, result = run_module(prometheus_judged_args(), capsys, fetch_json=judge_down)
     assert rc == 1
