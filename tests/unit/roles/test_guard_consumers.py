@@ -63,6 +63,8 @@ def site(tmp_path: Path) -> Path:
                         "ansible_python_interpreter": f"{BIN}/python",
                         "traffic_docker_command": str(docker),
                         "rollout_version": VERSION,
+                        # Pre-flight refuses lb hosts without the guard's token (never a real one here).
+                        "rollout_guard_token": "unit-test-guard-token-0123456789",
                         "rollout_results_dir": str(tmp_path / "results"),
                         # Nothing listens on these: status's probes are refused at once.
                         "traffic_listen_port": free_port(),
