@@ -21,6 +21,7 @@ destinations recognise the message id (``Idempotency-Key``) and acknowledge it w
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import time
@@ -31,6 +32,7 @@ from typing import Any
 import orjson
 
 from router_app.queues import Envelope
+from router_app.resp import RespClient, RespError
 
 PRIORITIES = range(10)
 # How long one XREADGROUP waits for new entries; it returns at once when one arrives.
@@ -178,7 +180,9 @@ class StreamQueue:
         # The blocking read holds its own connection, with a timeout longer than the block.
         read_timeout = timeout_s + READ_BLOCK_MS / 1000
         self._reader = aioredis.Redis.from_url(url, socket_timeout=read_timeout, **options)
-        self._admit = self._client.register_script(_ADMIT)
+        # The admission is on the answer path: its own lean pipelined connection (resp.py).
+        self._fast = RespClient(url, timeout_s)
+        self._admit_sha = hashlib.sha1(_ADMIT.encode()).hexdigest()
         self._keep = self._client.register_script(_KEEP)
         self._claim = self._client.register_script(_CLAIM)
         self._errors: tuple[type[BaseException], ...] = (aioredis.RedisError, OSError, TimeoutError)
@@ -217,7 +221,17 @@ class StreamQueue:
             self.capacities[envelope.classification],
             *entry_fields(envelope, now_ms + round(ttl_s * 1000), now_ms),
         ]
-        outcome, value = await self._call(lambda: self._admit(keys=keys, args=args))
+        try:
+            try:
+                reply = await self._fast.call("EVALSHA", self._admit_sha, len(keys), *keys, *args)
+            except RespError as exc:
+                if not str(exc).startswith("NOSCRIPT"):
+                    raise
+                reply = await self._fast.call("EVAL", _ADMIT, len(keys), *keys, *args)  # caches it again
+        except (RespError, OSError, TimeoutError) as exc:
+            self.failures += 1
+            raise QueueUnavailable(str(exc)) from exc
+        outcome, value = reply
         if outcome == b"duplicate":
             return Admission("duplicate", previous=orjson.loads(value))
         if outcome == b"full":
@@ -295,5 +309,6 @@ class StreamQueue:
         return {c: sum(next(lengths) for _ in streams) for c, streams in self.streams.items()}
 
     async def close(self) -> None:
+        self._fast.close()
         await self._reader.aclose()
         await self._client.aclose()

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from router_app import tracing
+from router_app import resp, tracing
 from router_app.breaker import CircuitBreaker
 from router_app.config import ConfigError, load_settings, url_has_password
 from router_app.dispatch import Dispatcher
@@ -310,3 +310,26 @@ def test_a_message_taken_over_by_another_router_is_not_delivered_here() -> None:
     asyncio.run(scenario())
     assert [h[b"idempotency-key"] for h in destination.headers] == [b"m-1"]
     assert stream.released == []
+
+
+# -- RESP client (the admission's connection) ----------------------------------------------------------------
+
+
+def test_commands_are_encoded_as_bulk_string_arrays() -> None:
+    assert resp.encode(("EVALSHA", b"ab", 2)) == b"*3\r\n$7\r\nEVALSHA\r\n$2\r\nab\r\n$1\r\n2\r\n"
+
+
+def test_replies_are_parsed_whole_or_not_at_all() -> None:
+    reply = b"*3\r\n$6\r\nqueued\r\n:42\r\n*2\r\n$-1\r\n+OK\r\n-NOSCRIPT x\r\n"
+    value, pos = resp.parse(reply)
+    assert value == [b"queued", 42, [None, b"OK"]]
+    error, end = resp.parse(reply, pos)
+    assert isinstance(error, resp.RespError) and str(error) == "NOSCRIPT x" and end == len(reply)
+    for cut in range(1, pos):
+        with pytest.raises(resp.Incomplete):
+            resp.parse(reply[:cut])
+
+
+def test_a_reply_that_is_not_resp_is_refused() -> None:
+    with pytest.raises(ValueError):
+        resp.parse(b"HTTP/1.1 200 OK\r\n")
