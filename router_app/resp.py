@@ -109,12 +109,14 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
-    def send(self, payload: bytes) -> asyncio.Future[Any]:
+    def send(self, payload: bytes, replies: int = 1) -> list[asyncio.Future[Any]]:
+        """Write ``payload`` (``replies`` commands) at once; one future per reply, in order."""
         assert self.transport is not None
-        waiter = asyncio.get_running_loop().create_future()
-        self.waiters.append(waiter)
+        loop = asyncio.get_running_loop()
+        waiters = [loop.create_future() for _ in range(replies)]
+        self.waiters.extend(waiters)
         self.transport.write(payload)
-        return waiter
+        return waiters
 
 
 class RespClient:
@@ -149,7 +151,7 @@ class RespClient:
         if self._db:
             hello.append(("SELECT", self._db))
         for command in hello:
-            reply = await conn.send(encode(command))
+            reply = await conn.send(encode(command))[0]
             if isinstance(reply, RespError):
                 conn.fail(ConnectionError(str(reply)))
                 raise ConnectionError(f"Redis refused {command[0]}: {reply}")
@@ -171,20 +173,30 @@ class RespClient:
     async def call(self, *args: Any) -> Any:
         """The reply to one command; ``RespError`` for an error reply, ``ConnectionError`` or ``TimeoutError``
         when there is none (the connection is then closed: a late reply must not answer the next command)."""
+        reply = (await self.pipeline([args]))[0]
+        if isinstance(reply, RespError):
+            raise reply
+        return reply
+
+    async def pipeline(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """The replies to several commands written at once (one round trip); an error reply is returned as a
+        ``RespError`` in its place, a connection failure or timeout raised as in ``call``."""
         conn: _Connection | None = None
         try:
             async with asyncio.timeout(self.timeout_s):
                 conn = await self._connection()
-                reply = await conn.send(encode(args))
+                waiters = conn.send(b"".join(encode(c) for c in commands), len(commands))
+                replies = await asyncio.gather(*waiters, return_exceptions=True)  # every outcome retrieved
         except TimeoutError:
             if conn is not None:
                 conn.fail(TimeoutError("no reply from Redis in time"))
             raise
         except OSError as exc:
             raise ConnectionError(str(exc)) from exc
-        if isinstance(reply, RespError):
-            raise reply
-        return reply
+        failed = [r for r in replies if isinstance(r, BaseException) and not isinstance(r, RespError)]
+        if failed:
+            raise ConnectionError(str(failed[0]))
+        return replies
 
     def close(self) -> None:
         if self._conn is not None:

@@ -25,7 +25,7 @@ import hashlib
 import os
 import socket
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -148,8 +148,13 @@ def _pairs(flat: Sequence[bytes]) -> dict[bytes, bytes]:
     return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
+def _sha(script: str) -> str:
+    return hashlib.sha1(script.encode()).hexdigest()
+
+
 class StreamQueue:
-    """The Redis side of the durable queue (one per process)."""
+    """The Redis side of the durable queue (one per process), over two lean connections (``resp.py``): one
+    pipelined for every command, one for the blocking read."""
 
     def __init__(
         self,
@@ -164,8 +169,6 @@ class StreamQueue:
         idempotency_prefix: str,
         idempotency_window_s: float,
     ) -> None:
-        import redis.asyncio as aioredis  # only deployments with a durable queue load the client
-
         self.group = group
         self.prefix = prefix
         self.consumer = consumer
@@ -175,39 +178,41 @@ class StreamQueue:
         self.window_ms = max(1, round(idempotency_window_s * 1000))
         self.streams = {c: [stream_key(prefix, c, p) for p in PRIORITIES] for c in self.capacities}
         self.all_streams = [s for streams in self.streams.values() for s in streams]
-        options: dict[str, Any] = {"socket_connect_timeout": timeout_s, "health_check_interval": 30}
-        self._client = aioredis.Redis.from_url(url, socket_timeout=timeout_s, **options)
+        self._client = RespClient(url, timeout_s)
         # The blocking read holds its own connection, with a timeout longer than the block.
-        read_timeout = timeout_s + READ_BLOCK_MS / 1000
-        self._reader = aioredis.Redis.from_url(url, socket_timeout=read_timeout, **options)
-        # The admission is on the answer path: its own lean pipelined connection (resp.py).
-        self._fast = RespClient(url, timeout_s)
-        self._admit_sha = hashlib.sha1(_ADMIT.encode()).hexdigest()
-        self._keep = self._client.register_script(_KEEP)
-        self._claim = self._client.register_script(_CLAIM)
-        self._errors: tuple[type[BaseException], ...] = (aioredis.RedisError, OSError, TimeoutError)
-        self._busygroup = aioredis.ResponseError
+        self._reader = RespClient(url, timeout_s + READ_BLOCK_MS / 1000)
+        self._scripts = {_sha(script): script for script in (_ADMIT, _KEEP, _CLAIM)}
         self.failures = 0
 
-    async def _call(self, what: Callable[[], Any]) -> Any:
+    async def _call(self, pending: Awaitable[Any]) -> Any:
         try:
-            return await what()
-        except self._errors as exc:
+            return await pending
+        except (RespError, OSError, TimeoutError) as exc:
             self.failures += 1
             raise QueueUnavailable(str(exc)) from exc
+
+    async def _script(self, script: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+        """EVALSHA, or EVAL when Redis lost its script cache (a restart): EVAL caches it again."""
+        try:
+            return await self._call(self._client.call("EVALSHA", _sha(script), len(keys), *keys, *args))
+        except QueueUnavailable as exc:
+            if not str(exc).startswith("NOSCRIPT"):
+                raise
+            self.failures -= 1
+        return await self._call(self._client.call("EVAL", script, len(keys), *keys, *args))
 
     async def start(self) -> None:
         """Reach Redis and make sure every stream and the group exist (from the start of each stream, so
         entries written before the group was made are delivered too)."""
         try:
-            await self._client.ping()
+            await self._client.call("PING")
             for stream in self.all_streams:
                 try:
-                    await self._client.xgroup_create(stream, self.group, id="0", mkstream=True)
-                except self._busygroup as exc:
-                    if "BUSYGROUP" not in str(exc):
+                    await self._client.call("XGROUP", "CREATE", stream, self.group, "0", "MKSTREAM")
+                except RespError as exc:
+                    if not str(exc).startswith("BUSYGROUP"):
                         raise
-        except self._errors as exc:
+        except (RespError, OSError, TimeoutError) as exc:
             raise QueueUnavailable(f"cannot reach the durable queue's Redis: {exc}") from exc
 
     async def admit(self, envelope: Envelope, decision: dict[str, Any], ttl_s: float) -> Admission:
@@ -221,17 +226,7 @@ class StreamQueue:
             self.capacities[envelope.classification],
             *entry_fields(envelope, now_ms + round(ttl_s * 1000), now_ms),
         ]
-        try:
-            try:
-                reply = await self._fast.call("EVALSHA", self._admit_sha, len(keys), *keys, *args)
-            except RespError as exc:
-                if not str(exc).startswith("NOSCRIPT"):
-                    raise
-                reply = await self._fast.call("EVAL", _ADMIT, len(keys), *keys, *args)  # caches it again
-        except (RespError, OSError, TimeoutError) as exc:
-            self.failures += 1
-            raise QueueUnavailable(str(exc)) from exc
-        outcome, value = reply
+        outcome, value = await self._script(_ADMIT, keys, args)
         if outcome == b"duplicate":
             return Admission("duplicate", previous=orjson.loads(value))
         if outcome == b"full":
@@ -240,23 +235,23 @@ class StreamQueue:
 
     async def read(self, count: int, block_ms: int = READ_BLOCK_MS) -> list[Entry]:
         """New entries for this consumer (at most ``count`` per stream), waiting up to ``block_ms``."""
-        streams = dict.fromkeys(self.all_streams, ">")
         reply = await self._call(
-            lambda: self._reader.xreadgroup(self.group, self.consumer, streams, count=count, block=block_ms)
-        )
+            self._reader.call(
+                "XREADGROUP", "GROUP", self.group, self.consumer, "COUNT", count, "BLOCK", block_ms,
+                "STREAMS", *self.all_streams, *(">" for _ in self.all_streams),
+            )
+        )  # fmt: skip
         return [
-            (stream.decode(), entry_id.decode(), fields)
+            (stream.decode(), entry_id.decode(), _pairs(flat))
             for stream, entries in reply or []
-            for entry_id, fields in entries
-            if fields is not None
+            for entry_id, flat in entries
+            if flat is not None
         ]
 
     async def claim(self, count: int) -> list[Entry]:
         """Entries idle for ``claim_idle_ms`` (their consumer died), highest priority first."""
-        reply = await self._call(
-            lambda: self._claim(
-                keys=self.all_streams, args=[self.group, self.consumer, self.claim_idle_ms, count]
-            )
+        reply = await self._script(
+            _CLAIM, self.all_streams, [self.group, self.consumer, self.claim_idle_ms, count]
         )
         return [(self.all_streams[int(i) - 1], e.decode(), _pairs(flat)) for i, e, flat in reply]
 
@@ -266,49 +261,36 @@ class StreamQueue:
         for stream, ids in held.items():
             ids = list(ids)
             if ids:
-                args = [self.group, self.consumer, *ids]
-                gone = await self._call(lambda s=stream, a=args: self._keep(keys=[s], args=a))
+                gone = await self._script(_KEEP, [stream], [self.group, self.consumer, *ids])
                 lost += [(stream, i.decode()) for i in gone]
         return lost
 
+    async def _pipelined(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """Several commands in one write and one round trip; an error reply fails the whole batch."""
+        replies = await self._call(self._client.pipeline(commands))
+        errors = [reply for reply in replies if isinstance(reply, RespError)]
+        if errors:
+            self.failures += 1
+            raise QueueUnavailable(str(errors[0]))
+        return replies
+
     async def ack(self, entries: Sequence[tuple[str, str]]) -> None:
         """Done with these entries: acknowledged in the group and deleted from the stream (one round trip)."""
-
-        async def send() -> None:
-            async with self._client.pipeline(transaction=False) as pipe:
-                for stream, entry_id in entries:
-                    pipe.xack(stream, self.group, entry_id)
-                    pipe.xdel(stream, entry_id)
-                await pipe.execute()
-
-        await self._call(send)
+        await self._pipelined([c for s, i in entries for c in (("XACK", s, self.group, i), ("XDEL", s, i))])
 
     async def release(self, entries: Sequence[tuple[str, str]]) -> None:
         """Hand entries back to the pool: still pending, but marked idle so that any live router claims them
         at its next look (no consumer is left holding them)."""
         idle = self.claim_idle_ms * 10
-
-        async def send() -> None:
-            async with self._client.pipeline(transaction=False) as pipe:
-                for stream, entry_id in entries:
-                    pipe.xclaim(stream, self.group, self.consumer, 0, [entry_id], idle=idle, justid=True)
-                await pipe.execute()
-
-        await self._call(send)
+        await self._pipelined(
+            [("XCLAIM", s, self.group, self.consumer, 0, i, "IDLE", idle, "JUSTID") for s, i in entries]
+        )
 
     async def depths(self) -> dict[str, int]:
         """Entries per class not yet acknowledged (unread and being delivered)."""
-
-        async def send() -> list[int]:
-            async with self._client.pipeline(transaction=False) as pipe:
-                for stream in self.all_streams:
-                    pipe.xlen(stream)
-                return await pipe.execute()
-
-        lengths = iter(await self._call(send))
+        lengths = iter(await self._pipelined([("XLEN", s) for s in self.all_streams]))
         return {c: sum(next(lengths) for _ in streams) for c, streams in self.streams.items()}
 
     async def close(self) -> None:
-        self._fast.close()
-        await self._reader.aclose()
-        await self._client.aclose()
+        self._client.close()
+        self._reader.close()
