@@ -77,6 +77,7 @@ class _Connection(asyncio.Protocol):
         self.buffer = bytearray()
         self.waiters: deque[asyncio.Future[Any]] = deque()
         self.closed = False
+        self._pending: list[bytes] = []
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -110,13 +111,21 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
 
     def send(self, payload: bytes, replies: int = 1) -> list[asyncio.Future[Any]]:
-        """Write ``payload`` (``replies`` commands) at once; one future per reply, in order."""
-        assert self.transport is not None
+        """Queue ``payload`` (``replies`` commands); one future per reply, in order. Everything queued in one
+        turn of the event loop goes out in one write: under load the admissions of the requests read in the
+        same turn share a system call, which costs 100-400 µs each on the busy bench machine."""
         loop = asyncio.get_running_loop()
         waiters = [loop.create_future() for _ in range(replies)]
         self.waiters.extend(waiters)
-        self.transport.write(payload)
+        if not self._pending:
+            loop.call_soon(self._flush)
+        self._pending.append(payload)
         return waiters
+
+    def _flush(self) -> None:
+        payload, self._pending = b"".join(self._pending), []
+        if self.transport is not None and not self.closed:
+            self.transport.write(payload)
 
 
 class RespClient:
