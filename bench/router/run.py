@@ -178,10 +178,22 @@ def router(stack: ExitStack, dispatch: bool, queue_url: str | None = None) -> It
         env["ROUTER_QUEUE_CAPACITY"] = "10000000"
     if queue_url:
         env["ROUTER_QUEUE_URL"] = queue_url
-    stack.enter_context(process([sys.executable, "-m", "router_app"], env))
+    proc = stack.enter_context(process([sys.executable, "-m", "router_app"], env))
     url = f"http://127.0.0.1:{port}"
+    ENGINE_PIDS[url] = proc.pid
     wait_http(f"{url}/ready")
     yield url
+
+
+# url -> pid of the engine serving it, for its CPU time per message.
+ENGINE_PIDS: dict[str, int] = {}
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
 @contextmanager
@@ -263,7 +275,15 @@ def measure(
             warmed.add(point.target)
             if point.target in engines:
                 settle(engines[point.target])
+        engine = engines.get(point.target) or urls.get(point.target.replace("nginx", "direct"))
+        pid = ENGINE_PIDS.get(engine or "")
+        cpu_before = cpu_seconds(pid) if pid and not static else None
         figures = wrk(base, point.rate, duration, static)
+        if pid and cpu_before is not None:
+            if point.target in engines:  # its deliveries too: what it accepted, it delivers
+                settle(engines[point.target])
+            used = cpu_seconds(pid) - cpu_before
+            figures["engine_cpu_us_per_msg"] = round(used / max(figures["requests"], 1) * 1e6, 1)
         results.append({"target": point.target, "rate": point.rate or "max", **figures})
         rate = str(point.rate or "max")
         rps, p95 = figures["throughput_rps"], figures["p95_ms"]
@@ -313,6 +333,7 @@ COLUMNS = (
     ("p99 ms", ">8", ".3f", "p99_ms"),
     ("max ms", ">8", ".3f", "max_ms"),
     ("errors", ">7", "", "errors"),
+    ("cpu µs/msg", ">11", "", "engine_cpu_us_per_msg"),
 )
 
 
@@ -321,7 +342,8 @@ def table(results: list[dict[str, Any]]) -> str:
     lines = [head, "-" * len(head)]
     for r in results:
         cells = (
-            format(r[key] if number else str(r[key]), align + number) for _, align, number, key in COLUMNS
+            format(r[key] if number else str(r.get(key, "")), align + number)
+            for _, align, number, key in COLUMNS
         )
         lines.append(" ".join(cells))
     return "\n".join(lines)
