@@ -7,7 +7,8 @@ consumer). Three tasks:
 - the feeder reads new entries (``XREADGROUP``) whenever there is room;
 - the keeper, every ``min(0.5 s, claim_idle / 4)``: re-claims what this router holds so it never looks dead,
   drops what another router took over meanwhile, claims what a dead router left (``XAUTOCLAIM``) and reads
-  the stream lengths for the depth gauge and Retry-After;
+  the stream lengths for the depth gauge and Retry-After; now and then it removes the consumer names of
+  routers gone (nothing pending, no read for ten claim times), so a pool that restarts often keeps no pile;
 - the acker acknowledges finished entries in batches (``XACK`` + ``XDEL``), only after their final outcome.
 
 An acknowledgement that fails leaves the entry pending: it is claimed again after ``claim_idle`` and
@@ -58,6 +59,8 @@ class DurableFeed:
         self._log = get_logger()
         self._problems = RateLimitedLog(self._log, interval_s=1.0)
         self.keep_interval_s = min(0.5, stream.claim_idle_ms / 4000)
+        self.forget_idle_ms = 10 * stream.claim_idle_ms
+        self._next_forget = clock() + self.forget_idle_ms / 2000
 
     def start(self) -> None:
         self._tasks = [
@@ -174,6 +177,11 @@ class DurableFeed:
         if self.reading and room > 0:
             self._take(await self.stream.claim(room), claimed=True)
         self.depth = await self.stream.depths()
+        if self.clock() >= self._next_forget:
+            self._next_forget = self.clock() + self.forget_idle_ms / 2000
+            gone = await self.stream.forget_dead(self.forget_idle_ms)
+            if gone:
+                self._log.info("forgot the consumers of routers gone", extra={"fields": {"consumers": gone}})
 
     async def _acker(self) -> None:
         while True:

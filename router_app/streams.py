@@ -143,6 +143,22 @@ end
 return out
 """
 
+# Forget the consumers of routers gone: nothing pending, no read for ARGV[3] ms (a live router reads every
+# second). In one script, so a consumer cannot take an entry between the look and the removal (removing a
+# consumer drops its pending entries from the group). KEYS[1]: stream. ARGV: group, own consumer, idle ms.
+_FORGET = """
+local gone = {}
+for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
+  local info = {}
+  for i = 1, #c, 2 do info[c[i]] = c[i + 1] end
+  if info['name'] ~= ARGV[2] and info['pending'] == 0 and info['idle'] > tonumber(ARGV[3]) then
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], info['name'])
+    table.insert(gone, info['name'])
+  end
+end
+return gone
+"""
+
 
 def _pairs(flat: Sequence[bytes]) -> dict[bytes, bytes]:
     return dict(zip(flat[::2], flat[1::2], strict=True))
@@ -181,7 +197,6 @@ class StreamQueue:
         self._client = RespClient(url, timeout_s)
         # The blocking read holds its own connection, with a timeout longer than the block.
         self._reader = RespClient(url, timeout_s + READ_BLOCK_MS / 1000)
-        self._scripts = {_sha(script): script for script in (_ADMIT, _KEEP, _CLAIM)}
         self.failures = 0
 
     async def _call(self, pending: Awaitable[Any]) -> Any:
@@ -264,6 +279,14 @@ class StreamQueue:
                 gone = await self._script(_KEEP, [stream], [self.group, self.consumer, *ids])
                 lost += [(stream, i.decode()) for i in gone]
         return lost
+
+    async def forget_dead(self, idle_ms: int) -> list[str]:
+        """Remove the consumers of routers gone (nothing pending, no read for ``idle_ms``); their names."""
+        gone: set[str] = set()
+        for stream in self.all_streams:
+            names = await self._script(_FORGET, [stream], [self.group, self.consumer, idle_ms])
+            gone.update(name.decode() for name in names)
+        return sorted(gone)
 
     async def _pipelined(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         """Several commands in one write and one round trip; an error reply fails the whole batch."""

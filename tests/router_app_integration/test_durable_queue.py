@@ -41,6 +41,21 @@ def pool_depth(router: Any, h: SimpleNamespace) -> int:
     return sum(h.http("GET", f"{router.url}/health/details")[1]["durable_queue"]["depth"].values())
 
 
+def consumers(redis_url: str) -> set[str]:
+    """Consumer names in the pool's group, over every stream."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        return {
+            c["name"].decode()
+            for key in client.scan_iter("msgroute:q:*")
+            for c in client.xinfo_consumers(key, "msgroute")
+        }
+    finally:
+        client.close()
+
+
 def records(log: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in log.splitlines() if line.startswith("{")]
 
@@ -56,6 +71,7 @@ def test_sigkill_with_messages_queued_another_router_delivers_each_once(
     sink = start_sink("slow", "--latency-ms", "300", "--ledger", str(book))
     env = durable(durable_redis, sink, ROUTER_DISPATCH_CONCURRENCY="2")
     first = start_router(**env)
+    dead = h.http("GET", f"{first.url}/health/details")[1]["durable_queue"]["consumer"]
     ids = [f"it-{i}" for i in range(20)]
     assert [h.route(first, h.message(i))[1]["outcome"] for i in range(20)] == ["queued"] * 20
     first.kill()  # SIGKILL: no drain, nothing acknowledged for what was in flight
@@ -71,6 +87,11 @@ def test_sigkill_with_messages_queued_another_router_delivers_each_once(
     duplicates = [r for r in ledger(book) if r["event"] == "duplicate"]
     assert h.sink_stats(sink)["duplicates"] == len(duplicates)
     assert {r["message_id"] for r in duplicates} <= set(ids)
+    # Its consumer, holding nothing any more and reading nothing, is forgotten (after 10 claim times).
+    h.wait_until(lambda: dead not in consumers(durable_redis.url), timeout=30, what="the dead consumer gone")
+    assert h.http("GET", f"{second.url}/health/details")[1]["durable_queue"]["consumer"] in consumers(
+        durable_redis.url
+    )
 
 
 def test_sigterm_with_a_short_drain_loses_nothing(

@@ -202,6 +202,9 @@ class FakeStream:
     async def depths(self) -> dict[str, int]:
         return {"tactical": len(self.unread)}
 
+    async def forget_dead(self, idle_ms: int) -> list[str]:
+        return []
+
     async def close(self) -> None:
         self.closed = True
 
