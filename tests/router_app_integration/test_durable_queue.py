@@ -11,12 +11,25 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
 
 
 def destinations(*sinks: Any) -> str:
     return ",".join(f"{s.proc.args[s.proc.args.index('--name') + 1]}={s.url}/deliver" for s in sinks)
+
+
+@pytest.fixture
+def ledger_sink(start_sink: Callable[..., Any], tmp_path: Path) -> Callable[..., tuple[Any, Path]]:
+    """``ledger_sink(name, *args)``: a sink keeping its ledger in the test's directory; (sink, path)."""
+
+    def start(name: str, *args: str) -> tuple[Any, Path]:
+        book = tmp_path / f"{name}.jsonl"
+        return start_sink(name, *args, "--ledger", str(book)), book
+
+    return start
 
 
 def durable(redis: Any, *sinks: Any, **extra: str) -> dict[str, str]:
@@ -61,14 +74,9 @@ def records(log: str) -> list[dict[str, Any]]:
 
 
 def test_sigkill_with_messages_queued_another_router_delivers_each_once(
-    durable_redis: Any,
-    start_sink: Callable[..., Any],
-    start_router: Callable[..., Any],
-    h: SimpleNamespace,
-    tmp_path: Path,
+    durable_redis: Any, ledger_sink: Callable[..., Any], start_router: Callable[..., Any], h: SimpleNamespace
 ) -> None:
-    book = tmp_path / "ledger.jsonl"
-    sink = start_sink("slow", "--latency-ms", "300", "--ledger", str(book))
+    sink, book = ledger_sink("slow", "--latency-ms", "300")
     env = durable(durable_redis, sink, ROUTER_DISPATCH_CONCURRENCY="2")
     first = start_router(**env)
     dead = h.http("GET", f"{first.url}/health/details")[1]["durable_queue"]["consumer"]
@@ -95,15 +103,10 @@ def test_sigkill_with_messages_queued_another_router_delivers_each_once(
 
 
 def test_sigterm_with_a_short_drain_loses_nothing(
-    durable_redis: Any,
-    start_sink: Callable[..., Any],
-    start_router: Callable[..., Any],
-    h: SimpleNamespace,
-    tmp_path: Path,
+    durable_redis: Any, ledger_sink: Callable[..., Any], start_router: Callable[..., Any], h: SimpleNamespace
 ) -> None:
-    book = tmp_path / "ledger.jsonl"
     # Deliveries outlast the drain: what the router holds beyond the two in flight is left at its end.
-    sink = start_sink("slow", "--latency-ms", "1000", "--ledger", str(book))
+    sink, book = ledger_sink("slow", "--latency-ms", "1000")
     env = durable(durable_redis, sink, ROUTER_DISPATCH_CONCURRENCY="2", ROUTER_DRAIN_TIMEOUT_S="0.1")
     first = start_router(**env)
     # Ten priorities: ten streams, so the router holds messages beyond those in flight when it stops.
@@ -125,14 +128,9 @@ def test_sigterm_with_a_short_drain_loses_nothing(
 
 
 def test_redis_killed_and_restarted_with_aof_loses_nothing(
-    durable_redis: Any,
-    start_sink: Callable[..., Any],
-    start_router: Callable[..., Any],
-    h: SimpleNamespace,
-    tmp_path: Path,
+    durable_redis: Any, ledger_sink: Callable[..., Any], start_router: Callable[..., Any], h: SimpleNamespace
 ) -> None:
-    book = tmp_path / "ledger.jsonl"
-    sink = start_sink("slow", "--latency-ms", "100", "--ledger", str(book))
+    sink, book = ledger_sink("slow", "--latency-ms", "100")
     router = start_router(**durable(durable_redis, sink, ROUTER_DISPATCH_CONCURRENCY="2"))
     for i in range(20):
         assert h.route(router, h.message(i))[1]["outcome"] == "queued"
@@ -157,14 +155,9 @@ def test_redis_killed_and_restarted_with_aof_loses_nothing(
 
 
 def test_a_client_retry_with_the_same_id_is_never_delivered_twice(
-    durable_redis: Any,
-    start_sink: Callable[..., Any],
-    start_router: Callable[..., Any],
-    h: SimpleNamespace,
-    tmp_path: Path,
+    durable_redis: Any, ledger_sink: Callable[..., Any], start_router: Callable[..., Any], h: SimpleNamespace
 ) -> None:
-    book = tmp_path / "ledger.jsonl"
-    sink = start_sink("s", "--ledger", str(book))
+    sink, book = ledger_sink("s")
     legacy = start_router(ROUTER_VERSION="1.9.0", **durable(durable_redis, sink))
     new = start_router(ROUTER_VERSION="2.0.0", **durable(durable_redis, sink))
     first = h.route(legacy, h.message("once", "alert"))[1]
@@ -180,14 +173,9 @@ def test_a_client_retry_with_the_same_id_is_never_delivered_twice(
 
 
 def test_ttl_expiry_is_counted_acknowledged_and_logged_with_the_trace(
-    durable_redis: Any,
-    start_sink: Callable[..., Any],
-    start_router: Callable[..., Any],
-    h: SimpleNamespace,
-    tmp_path: Path,
+    durable_redis: Any, ledger_sink: Callable[..., Any], start_router: Callable[..., Any], h: SimpleNamespace
 ) -> None:
-    book = tmp_path / "ledger.jsonl"
-    sink = start_sink("stuck", "--latency-ms", "1000", "--ledger", str(book))
+    sink, book = ledger_sink("stuck", "--latency-ms", "1000")
     router = start_router(**durable(durable_redis, sink, ROUTER_DISPATCH_CONCURRENCY="1"))
     for i in range(6):
         answer = h.route(router, h.message(i, ttl_ms=300), traceparent=TRACEPARENT)[1]
@@ -224,14 +212,9 @@ def test_overflow_is_429_with_retry_after(
 
 
 def test_traceparent_is_passed_on_and_a_malformed_one_replaced(
-    durable_redis: Any,
-    start_sink: Callable[..., Any],
-    start_router: Callable[..., Any],
-    h: SimpleNamespace,
-    tmp_path: Path,
+    durable_redis: Any, ledger_sink: Callable[..., Any], start_router: Callable[..., Any], h: SimpleNamespace
 ) -> None:
-    book = tmp_path / "ledger.jsonl"
-    sink = start_sink("s", "--ledger", str(book))
+    sink, book = ledger_sink("s")
     router = start_router(**durable(durable_redis, sink))
     malformed = "00-ZZf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
     h.route(router, h.message("good"), traceparent=TRACEPARENT)
