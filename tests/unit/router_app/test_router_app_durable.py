@@ -226,7 +226,10 @@ class Destination:
 
 
 def dispatcher_over(stream: FakeStream, destination: Destination, concurrency: int = 2) -> Dispatcher:
-    queues = QueueSet({"tactical": 10**9}, {"tactical": 1}, on_expired=lambda e: dispatcher.on_expired(e))
+    def expired(envelope: Envelope) -> None:  # the dispatcher is made below, with these queues
+        dispatcher.on_expired(envelope)
+
+    queues = QueueSet({"tactical": 10**9}, {"tactical": 1}, on_expired=expired)
     strategy = RoutingStrategy(("a",), 0.2, 1.0, 1.0)
     feed = DurableFeed(stream, queues, strategy, prefetch=2 * concurrency)  # type: ignore[arg-type]
     feed.keep_interval_s = 0.01
