@@ -35,40 +35,68 @@ def encode(args: tuple[Any, ...]) -> bytes:
     out = [b"*%d\r\n" % len(args)]
     for arg in args:
         data = arg if isinstance(arg, bytes) else str(arg).encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
+        out += (b"$%d\r\n" % len(data), data, CRLF)
     return b"".join(out)
 
 
-def parse(buf: bytes | bytearray, pos: int = 0) -> tuple[Any, int]:
-    """One reply from ``buf[pos:]`` and the position after it; ``Incomplete`` if it is not all there."""
+_BULK = ord("$")
+
+
+def _bulk(buf: bytes | bytearray, pos: int) -> tuple[bytes | None, int]:
     end = buf.find(CRLF, pos)
     if end < 0:
         raise Incomplete
-    kind, line = buf[pos : pos + 1], bytes(buf[pos + 1 : end])
+    size = int(buf[pos + 1 : end])
     pos = end + 2
-    if kind == b"+":
-        return line, pos
-    if kind == b"-":
-        return RespError(line.decode(errors="replace")), pos
-    if kind == b":":
-        return int(line), pos
-    if kind == b"$":
-        size = int(line)
-        if size < 0:
-            return None, pos
-        if len(buf) < pos + size + 2:
-            raise Incomplete
-        return bytes(buf[pos : pos + size]), pos + size + 2
-    if kind == b"*":
+    if size < 0:
+        return None, pos
+    if len(buf) < pos + size + 2:
+        raise Incomplete
+    return bytes(buf[pos : pos + size]), pos + size + 2
+
+
+def parse(buf: bytes | bytearray, pos: int = 0) -> tuple[Any, int]:
+    """One reply from ``buf[pos:]`` and the position after it; ``Incomplete`` if it is not all there.
+    Bulk strings inside arrays are read in the array's loop: a stream entry is a few dozen of them."""
+    end = buf.find(CRLF, pos)
+    if end < 0:
+        raise Incomplete
+    kind = buf[pos]
+    if kind == _BULK:
+        return _bulk(buf, pos)
+    line = bytes(buf[pos + 1 : end])
+    if kind == 0x2A:  # *
         count = int(line)
+        pos = end + 2
         if count < 0:
             return None, pos
-        items = []
+        items: list[Any] = []
+        append, find, size_of = items.append, buf.find, len(buf)
         for _ in range(count):
-            item, pos = parse(buf, pos)
-            items.append(item)
+            if pos < size_of and buf[pos] == _BULK:  # _bulk inlined: the common case, by far
+                end = find(CRLF, pos)
+                if end < 0:
+                    raise Incomplete
+                size = int(buf[pos + 1 : end])
+                pos = end + 2
+                if size < 0:
+                    append(None)
+                    continue
+                if size_of < pos + size + 2:
+                    raise Incomplete
+                append(bytes(buf[pos : pos + size]))
+                pos += size + 2
+            else:
+                item, pos = parse(buf, pos)
+                append(item)
         return items, pos
-    raise ValueError(f"not a RESP reply: {bytes(kind)!r}")
+    if kind == 0x2B:  # +
+        return line, end + 2
+    if kind == 0x2D:  # -
+        return RespError(line.decode(errors="replace")), end + 2
+    if kind == 0x3A:  # :
+        return int(line), end + 2
+    raise ValueError(f"not a RESP reply: {bytes([kind])!r}")
 
 
 class _Connection(asyncio.Protocol):
