@@ -92,6 +92,13 @@ class Settings:
     redis_url: str | None = None
     redis_key_prefix: str = "msgroute:idem:"
     redis_timeout_s: float = 0.5
+    # Durable queue (Redis Streams); None keeps the in-memory queue. See streams.py.
+    queue_url: str | None = None
+    queue_allow_no_password: bool = False
+    queue_group: str = "msgroute"
+    queue_stream_prefix: str = "msgroute:q:"
+    queue_consumer: str | None = None
+    queue_claim_idle_ms: int = 15_000
     flags: dict[str, float] = field(default_factory=lambda: {"least_loaded": 100.0, "predictive_load": 100.0})
     graceful_timeout_s: float = 8.0
     drain_timeout_s: float = 8.0
@@ -101,6 +108,11 @@ class Settings:
     def shadow(self) -> bool:
         """In shadow mode every request is a mirrored copy and must never be dispatched."""
         return self.mode == "shadow"
+
+    @property
+    def durable(self) -> bool:
+        """Whether accepted messages go to the durable queue shared by the pool (Redis Streams)."""
+        return self.queue_url is not None and self.dispatching
 
     @property
     def dispatching(self) -> bool:
@@ -208,6 +220,16 @@ def _redis_url(value: object, label: str) -> str:
     if not valid:
         raise ConfigError(label, f"must be a redis://HOST:PORT[/DB] URL, got {masked_url(text)!r}")
     return text
+
+
+def url_has_password(url: str) -> bool:
+    """A password in the userinfo (``redis://:pw@h``, ``redis://user:pw@h``) or as ``?password=``."""
+    parts = urlsplit(url)
+    if parts.password:
+        return True
+    return any(
+        key == "password" and value for key, _, value in (p.partition("=") for p in parts.query.split("&"))
+    )
 
 
 def _optional_path(value: object, label: str) -> str:
@@ -396,6 +418,22 @@ SPECS: tuple[Spec, ...] = (
     Spec("redis_url", "ROUTER_REDIS_URL", "idempotency.redis_url", _redis_url),
     Spec("redis_key_prefix", "ROUTER_REDIS_KEY_PREFIX", "idempotency.key_prefix", _text),
     Spec("redis_timeout_s", "ROUTER_REDIS_TIMEOUT_S", "idempotency.timeout_s", _float(0, 30, low_open=True)),
+    Spec("queue_url", "ROUTER_QUEUE_URL", "queues.durable_url", _redis_url),
+    Spec(
+        "queue_allow_no_password",
+        "ROUTER_QUEUE_ALLOW_NO_PASSWORD",
+        "queues.durable_allow_no_password",
+        _switch,
+    ),
+    Spec("queue_group", "ROUTER_QUEUE_GROUP", "queues.durable_group", _name),
+    Spec("queue_stream_prefix", "ROUTER_QUEUE_STREAM_PREFIX", "queues.durable_stream_prefix", _text),
+    Spec("queue_consumer", "ROUTER_QUEUE_CONSUMER", "queues.durable_consumer", _name),
+    Spec(
+        "queue_claim_idle_ms",
+        "ROUTER_QUEUE_CLAIM_IDLE_MS",
+        "queues.durable_claim_idle_ms",
+        _int(200, 3_600_000),
+    ),
     Spec("flags", "ROUTER_FLAGS", "flags", _mapping(_float(0.0, 100.0))),
     Spec("graceful_timeout_s", "ROUTER_GRACEFUL_TIMEOUT_S", "graceful_timeout_s", _float(0, 300)),
     Spec("drain_timeout_s", "ROUTER_DRAIN_TIMEOUT_S", "drain_timeout_s", _float(0, 300)),
@@ -486,6 +524,8 @@ def _finish(settings: Settings, env: Mapping[str, str]) -> Settings:
         raise ConfigError(
             _blame(env, "max_request_line_bytes"), "must not exceed the request head limit (max_header_bytes)"
         )
+    if settings.queue_url is not None:
+        _check_durable_queue(settings, env)
     settings = _replace(settings, flags={**Settings().flags, **settings.flags})
     if not settings.fault_injection:
         settings = _replace(
@@ -499,6 +539,24 @@ def _finish(settings: Settings, env: Mapping[str, str]) -> Settings:
     return settings
 
 
+def _check_durable_queue(settings: Settings, env: Mapping[str, str]) -> None:
+    """No default passwords: a queue that holds every accepted message is not left open by accident; and the
+    idempotency window must live in the same Redis, because claim and enqueue are one atomic step there."""
+    assert settings.queue_url is not None
+    if not settings.queue_allow_no_password and not url_has_password(settings.queue_url):
+        raise ConfigError(
+            _blame(env, "queue_url"),
+            "has no password (redis://:PASSWORD@HOST:PORT/DB or ?password=); a Redis without one is refused "
+            "unless ROUTER_QUEUE_ALLOW_NO_PASSWORD=on (tests only)",
+        )
+    if settings.redis_url is not None and settings.redis_url != settings.queue_url:
+        raise ConfigError(
+            _blame(env, "redis_url"),
+            "must be the same Redis as ROUTER_QUEUE_URL (or unset): the idempotency claim and the enqueue "
+            "are one atomic step in the durable queue's Redis",
+        )
+
+
 def _replace(settings: Settings, **changes: Any) -> Settings:
     values = {f.name: getattr(settings, f.name) for f in fields(settings)}
     values.update(changes)
@@ -510,6 +568,11 @@ def config_warnings(env: Mapping[str, str], settings: Settings) -> list[str]:
     warnings = []
     if _raw(env, "ROUTER_VERSION") is None and settings.version == "dev":
         warnings.append("ROUTER_VERSION is not set: reporting version 'dev'")
+    if settings.queue_url is not None and not settings.dispatching:
+        warnings.append("ROUTER_QUEUE_URL ignored: the destinations have no URLs (decide-only)")
+    open_queue = settings.queue_allow_no_password and not url_has_password(settings.queue_url or "")
+    if settings.durable and open_queue:
+        warnings.append("the durable queue's Redis has no password (ROUTER_QUEUE_ALLOW_NO_PASSWORD=on)")
     if not settings.fault_injection:
         ignored = [name for name in FAULT_VARS if _raw(env, name) is not None]
         if ignored:

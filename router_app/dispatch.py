@@ -4,7 +4,12 @@ Workers take messages from the class queues (weighted turns), send each to the d
 admission if its breaker allows, otherwise to the least-loaded destination that is available, and retry on
 another destination up to ``max_attempts``. Every message ends in exactly one counted outcome: delivered,
 refused (a 4xx from the destination: retrying would not help), failed (attempts used up), expired (TTL) or
-abandoned (still queued at the end of the shutdown drain); the last four are also logged with the message id.
+abandoned (still queued at the end of the shutdown drain); the last four are also logged with the message id
+and trace id.
+
+With the durable queue (``feed.py``) the messages come from Redis, each final outcome is acknowledged there,
+and at the end of the shutdown drain nothing is abandoned: what is left is handed back to the pool (released).
+Every delivery carries the message id as ``Idempotency-Key`` and the router's ``traceparent``.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from collections.abc import Callable, Mapping
 
 from router_app import metrics
 from router_app.breaker import CircuitBreaker
+from router_app.feed import DurableFeed
 from router_app.httpclient import DeliveryError, HttpDestination, InvalidHeader
 from router_app.logs import RateLimitedLog, get_logger
 from router_app.queues import Envelope, QueueSet
@@ -35,8 +41,10 @@ class Dispatcher:
         max_attempts: int,
         version: str,
         clock: Callable[[], float] = time.monotonic,
+        feed: DurableFeed | None = None,
     ) -> None:
         self.queues = queues
+        self.feed = feed
         self.strategy = strategy
         self.breakers = breakers
         self.clients = clients
@@ -52,6 +60,7 @@ class Dispatcher:
         self.abandoned = 0
         self._closing = False
         self._delivering: set[asyncio.Task[None]] = set()
+        self._cancelled: list[Envelope] = []  # durable queue: cancelled in flight, handed back at close
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 
@@ -60,6 +69,8 @@ class Dispatcher:
             asyncio.create_task(self._work(), name=f"dispatch-{i}") for i in range(self.concurrency)
         ]
         self._sweeper = asyncio.create_task(self._sweep(), name="queue-sweeper")
+        if self.feed is not None:
+            self.feed.start()
 
     async def drain(self, timeout_s: float) -> int:
         """Deliver until the queues are empty or ``timeout_s`` passed; abandon (and report) the rest.
@@ -68,6 +79,8 @@ class Dispatcher:
         with its real outcome: cancelling it mid-request would report "abandoned" for a message the
         destination may already hold."""
         deadline = self.clock() + timeout_s
+        if self.feed is not None:
+            self.feed.stop_reading()
         while (self.queues.depth or self.busy) and self.clock() < deadline:
             await asyncio.sleep(0.02)
         self._closing = True
@@ -82,12 +95,15 @@ class Dispatcher:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        for queue in self.queues.queues.values():
-            for envelope in queue.drain_all():
-                self.abandoned += 1
-                self._finish(envelope, "abandoned", "still queued when the shutdown drain ended")
+        leftover = [e for queue in self.queues.queues.values() for e in queue.drain_all()]
         for client in self.clients.values():
             client.close()
+        if self.feed is not None:
+            await self.feed.close([*leftover, *self._cancelled])
+            return 0
+        for envelope in leftover:
+            self.abandoned += 1
+            self._finish(envelope, "abandoned", "still queued when the shutdown drain ended")
         if self.abandoned:
             self._log.error("messages abandoned at shutdown", extra={"fields": {"count": self.abandoned}})
         return self.abandoned
@@ -111,11 +127,16 @@ class Dispatcher:
         while not self._closing:
             envelope = await self.queues.get(self.clock)
             self.strategy.unassign(envelope.destination)
+            if self.feed is not None and not self.feed.holds(envelope):
+                continue  # another router took it over while it waited here
             self.busy += 1
             self._delivering.add(task)
             try:
                 await self.deliver(envelope)
             except asyncio.CancelledError:
+                if self.feed is not None:
+                    self._cancelled.append(envelope)  # the destination may have it: its id says so
+                    raise
                 self.abandoned += 1
                 self._finish(
                     envelope,
@@ -154,6 +175,9 @@ class Dispatcher:
                 self._finish(envelope, "expired", "TTL ran out during delivery attempts")
                 return
             if self._closing and envelope.attempts:
+                if self.feed is not None:
+                    self._cancelled.append(envelope)
+                    return
                 self.abandoned += 1
                 self._finish(envelope, "abandoned", "not retried: the shutdown drain ended")
                 return
@@ -183,8 +207,10 @@ class Dispatcher:
     async def _attempt(self, name: str, envelope: Envelope) -> str:
         breaker = self.breakers[name]
         client = self.clients[name]
+        message_id = envelope.message_id.encode()
         headers = [
-            (b"x-msgroute-message-id", envelope.message_id.encode()),
+            (b"idempotency-key", message_id),
+            (b"x-msgroute-message-id", message_id),
             (b"x-msgroute-class", envelope.classification.encode()),
             (b"x-msgroute-priority", str(envelope.priority).encode()),
             (b"x-msgroute-attempt", str(envelope.attempts).encode()),
@@ -193,6 +219,8 @@ class Dispatcher:
         ]
         if envelope.request_id:
             headers.append((b"x-request-id", envelope.request_id.encode()))
+        if envelope.traceparent:
+            headers.append((b"traceparent", envelope.traceparent.encode()))
         self.strategy.start(name)
         started = self.clock()
         status = 0
@@ -205,11 +233,9 @@ class Dispatcher:
             self.strategy.cancel(name)
             return "unsendable"
         except DeliveryError as exc:
-            self._problems.warning(f"delivery to {name} failed: {exc}", message_id=envelope.message_id)
+            self._problems.warning(f"delivery to {name} failed: {exc}", **envelope.log_fields())
         except Exception:  # a bug here must not leak the in-flight count or a half-open probe slot
-            self._log.exception(
-                f"delivery to {name} crashed", extra={"fields": {"message_id": envelope.message_id}}
-            )
+            self._log.exception(f"delivery to {name} crashed", extra={"fields": envelope.log_fields()})
         except asyncio.CancelledError:
             breaker.abandon()
             self.strategy.finish(name, (self.clock() - started) * 1000)
@@ -232,20 +258,16 @@ class Dispatcher:
         breaker.record_failure()
         metrics.DISPATCH_ATTEMPTS.labels(name, "error").inc()
         if status:
-            self._problems.warning(f"delivery to {name} answered {status}", message_id=envelope.message_id)
+            self._problems.warning(f"delivery to {name} answered {status}", **envelope.log_fields())
         return "error"
 
     def _finish(self, envelope: Envelope, outcome: str, why: str) -> None:
         metrics.DELIVERIES.labels(envelope.classification, outcome).inc()
+        if self.feed is not None:
+            self.feed.done(envelope)
         if outcome == "delivered":
             return
-        fields = {
-            "message_id": envelope.message_id,
-            "message_class": envelope.classification,
-            "request_id": envelope.request_id,
-            "attempts": envelope.attempts,
-            "outcome": outcome,
-        }
+        fields = {**envelope.log_fields(), "attempts": envelope.attempts, "outcome": outcome}
         if outcome == "abandoned":
             # Once, at shutdown, and the last word on these messages: every id is logged, never held back.
             self._log.error(f"message {outcome}: {why}", extra={"fields": fields})

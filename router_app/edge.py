@@ -7,6 +7,10 @@ dependency and response machinery cost several times the whole of it (see ``benc
 
 Because this layer wraps everything, every answer (500s included) carries ``X-Router-Version``,
 ``X-Router-Mode`` and ``X-Request-Id``, and ``/v1/route`` is measured end to end for the SLA metrics.
+
+A routing request's W3C ``traceparent`` is validated here (``tracing.py``; a malformed one is replaced and
+counted); its trace id is on every log line written while the request is handled and travels with the message
+to the destination.
 """
 
 from __future__ import annotations
@@ -24,9 +28,9 @@ import orjson
 from pydantic import ValidationError
 from starlette.types import Message, Receive, Scope, Send
 
-from router_app import metrics
+from router_app import metrics, tracing
 from router_app.engine import Answer, RoutingEngine
-from router_app.logs import get_logger, request_id_var
+from router_app.logs import get_logger, request_id_var, trace_id_var
 from router_app.models import BatchRequest, RouteRequest
 from router_app.rawjson import batch_items, count_keys, has_duplicate_keys
 
@@ -34,6 +38,7 @@ ROUTE_PATH = "/v1/route"
 BATCH_PATH = "/v1/route/batch"
 MIRRORED_HEADER = b"x-msgroute-mirrored"
 REQUEST_ID_HEADER = b"x-request-id"
+TRACEPARENT_HEADER = b"traceparent"
 ADMIN_PREFIX = "/admin/"
 _REQUEST_ID_RE = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
 # Only JSON is routed: a browser may POST text/plain, a form or multipart cross-site without a preflight.
@@ -77,7 +82,7 @@ def admin_refusal(admin_token: str | None, authorization: bytes | None) -> tuple
 class Head:
     """What the edge reads from a request's headers, in one pass."""
 
-    __slots__ = ("authorization", "chunked", "declared", "json", "mirrored", "request_id")
+    __slots__ = ("authorization", "chunked", "declared", "json", "mirrored", "request_id", "traceparent")
 
     def __init__(self) -> None:
         self.request_id: bytes | None = None
@@ -86,6 +91,7 @@ class Head:
         self.chunked = False
         self.json = False
         self.authorization: bytes | None = None
+        self.traceparent: bytes | None = None
 
 
 class RequestIds:
@@ -181,6 +187,9 @@ class EdgeApp:
                 head.request_id = value
             elif name == b"authorization":
                 head.authorization = value
+            elif name == TRACEPARENT_HEADER:
+                # Repeated: malformed by the spec; "" never parses, so the request gets a new trace.
+                head.traceparent = value if head.traceparent is None else b""
         return head
 
     def _stamping(self, send: Send, request_id: bytes) -> Send:
@@ -277,11 +286,13 @@ class EdgeApp:
         head = self._head(scope["headers"])
         request_id = head.request_id or self.ids.next().encode()
         token = request_id_var.set(request_id.decode())
+        trace = _trace(head)
+        trace_token = trace_id_var.set(trace.trace_id)
         status = 500
         message_class = None
         try:
             if scope["method"] == "POST":
-                status, message_class = await self._route(receive, send, request_id, head)
+                status, message_class = await self._route(receive, send, request_id, head, trace)
             else:
                 status = 405
                 await self.api(scope, receive, self._stamping(send, request_id))
@@ -294,9 +305,10 @@ class EdgeApp:
             if message_class is not None:
                 metrics.observe_message(message_class, duration)
             request_id_var.reset(token)
+            trace_id_var.reset(trace_token)
 
     async def _route(
-        self, receive: Receive, send: Send, request_id: bytes, head: Head
+        self, receive: Receive, send: Send, request_id: bytes, head: Head, trace: tracing.Trace
     ) -> tuple[int, str | None]:
         body = await self._read_request(receive, send, head, request_id)
         if isinstance(body, int):
@@ -311,7 +323,9 @@ class EdgeApp:
         if has_duplicate_keys(body, keys):
             await self._respond(send, 422, DUPLICATE_KEY, request_id)
             return 422, None
-        answer = await self.engine.submit(message, body, head.mirrored, request_id.decode())
+        answer = await self.engine.submit(
+            message, body, head.mirrored, request_id.decode(), trace.traceparent
+        )
         metrics.count_message(answer.message_class, answer.outcome)
         await self._respond(send, answer.status, answer.body, request_id, answer.retry_after)
         return answer.status, answer.message_class
@@ -322,15 +336,20 @@ class EdgeApp:
         head = self._head(scope["headers"])
         request_id = head.request_id or self.ids.next().encode()
         token = request_id_var.set(request_id.decode())
+        trace = _trace(head)
+        trace_token = trace_id_var.set(trace.trace_id)
         try:
-            await self._route_batch(receive, send, request_id, head)
+            await self._route_batch(receive, send, request_id, head, trace)
         except Exception:
             self._log.exception("batch request failed")
             await self._internal_error(send, request_id)
         finally:
             request_id_var.reset(token)
+            trace_id_var.reset(trace_token)
 
-    async def _route_batch(self, receive: Receive, send: Send, request_id: bytes, head: Head) -> None:
+    async def _route_batch(
+        self, receive: Receive, send: Send, request_id: bytes, head: Head, trace: tracing.Trace
+    ) -> None:
         body = await self._read_request(receive, send, head, request_id)
         if isinstance(body, int):
             return
@@ -356,7 +375,9 @@ class EdgeApp:
         # Each message is delivered as it would have been posted alone: its own bytes, as sent.
         for message, raw in zip(batch.messages, raws, strict=True):
             try:
-                answer = await self.engine.submit(message, raw, head.mirrored, request_id.decode())
+                answer = await self.engine.submit(
+                    message, raw, head.mirrored, request_id.decode(), trace.traceparent
+                )
             except Exception:
                 # The engine gave back whatever this message had reserved; the others stand as answered.
                 self._log.exception("batch item failed", extra={"fields": {"message_id": message.id}})
@@ -367,6 +388,13 @@ class EdgeApp:
             if answer.retry_after is not None:
                 retry_after = max(retry_after or 0, answer.retry_after)
         await self._respond(send, 200, {"results": results}, request_id, retry_after)
+
+
+def _trace(head: Head) -> tracing.Trace:
+    trace = tracing.start(head.traceparent)
+    if head.traceparent is not None and not trace.accepted:
+        metrics.TRACEPARENT_REPLACED.inc()
+    return trace
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

@@ -14,6 +14,10 @@ Anything that fails after step 3 started (a bug, a store error, a cancelled requ
 order, everything taken so far — the pending count, the claim (``release``: only if it is still ours), the
 queue slot — through one ``Reservations`` list: a failed admission leaves no trace, and the same id is new.
 
+With the durable queue (``ROUTER_QUEUE_URL``) steps 3-5 are one atomic script in Redis (``streams.py``): the
+id is claimed and the message appended together, or neither (duplicate, or the class's streams full: 429), so
+there is nothing to give back and a crash between the steps cannot lose a message whose id was claimed.
+
 Mirrored traffic (shadow mode or ``X-Msgroute-Mirrored: 1``) stops after the decision: it only *reads* the
 idempotency store and never queues, so it has no side effects. Without destination URLs (decide-only) the
 decision is claimed and answered but nothing is queued.
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,6 +39,7 @@ from router_app.classifier import Classification, RuleSet, classify, load_rules
 from router_app.config import ConfigError, Settings
 from router_app.dispatch import Dispatcher
 from router_app.faults import FaultInjector
+from router_app.feed import DurableFeed
 from router_app.flags import FeatureFlags
 from router_app.httpclient import HttpDestination
 from router_app.idempotency import IdempotencyStore, MemoryStore, RedisStore, StoreUnavailable
@@ -41,6 +47,7 @@ from router_app.logs import get_logger
 from router_app.models import RouteRequest
 from router_app.queues import ClassQueue, Envelope, QueueSet, retry_after_s
 from router_app.strategy import RoutingStrategy
+from router_app.streams import QueueUnavailable, StreamQueue, consumer_name
 
 
 @dataclass(slots=True)
@@ -70,9 +77,12 @@ def check_class_names(settings: Settings, classes: tuple[str, ...]) -> None:
 
 
 def build_store(settings: Settings) -> IdempotencyStore:
-    if settings.redis_url:
+    """In memory, or in Redis: ``ROUTER_REDIS_URL``, or the durable queue's (one Redis: claim and enqueue are
+    one atomic step there)."""
+    url = settings.redis_url or (settings.queue_url if settings.durable else None)
+    if url:
         return RedisStore(
-            settings.redis_url,
+            url,
             settings.idempotency_window_s,
             settings.redis_key_prefix,
             settings.redis_timeout_s,
@@ -117,14 +127,37 @@ class RoutingEngine:
             )
             for name in settings.destinations
         }
+        self.capacities = {
+            c: settings.queue_capacity_by_class.get(c, settings.queue_capacity) for c in self.rules.classes
+        }
+        self.durable: StreamQueue | None = None
+        if settings.durable:
+            assert settings.queue_url is not None
+            self.durable = StreamQueue(
+                settings.queue_url,
+                group=settings.queue_group,
+                prefix=settings.queue_stream_prefix,
+                consumer=settings.queue_consumer or consumer_name(),
+                capacities=self.capacities,
+                claim_idle_ms=settings.queue_claim_idle_ms,
+                timeout_s=settings.redis_timeout_s,
+                idempotency_prefix=settings.redis_key_prefix,
+                idempotency_window_s=settings.idempotency_window_s,
+            )
+        # With the durable queue this is only the buffer of what this router read: Redis holds the bound.
         self.queues = QueueSet(
-            {c: settings.queue_capacity_by_class.get(c, settings.queue_capacity) for c in self.rules.classes},
+            self.capacities if self.durable is None else dict.fromkeys(self.capacities, sys.maxsize),
             {c: settings.queue_weight_by_class.get(c, 1) for c in self.rules.classes},
             on_expired=self._expired,
         )
         self.store = store if store is not None else build_store(settings)
         self.faults = FaultInjector.from_settings(settings)
         self.dispatcher: Dispatcher | None = None
+        self.feed: DurableFeed | None = None
+        if self.durable is not None:
+            # Twice the workers: each has the next message at hand when it finishes one, no Redis round trip.
+            prefetch = 2 * settings.dispatch_concurrency
+            self.feed = DurableFeed(self.durable, self.queues, self.strategy, prefetch, clock)
         if self.dispatching:
             self.dispatcher = Dispatcher(
                 self.queues,
@@ -138,6 +171,7 @@ class RoutingEngine:
                 settings.dispatch_max_attempts,
                 settings.version,
                 clock,
+                self.feed,
             )
         self._default_ttl_s = settings.default_ttl_ms / 1000
         self._max_ttl_s = settings.max_ttl_ms / 1000
@@ -157,9 +191,13 @@ class RoutingEngine:
             metrics.DESTINATION_LATENCY,
         ):
             gauge.clear()  # one engine per process; tests build several, each exports only its own series
+        feed = self.feed
         for name, queue in self.queues.queues.items():
-            metrics.QUEUE_DEPTH.labels(name).set_function(queue.__len__)
-            metrics.QUEUE_CAPACITY.labels(name).set(queue.capacity)
+            if feed is None:
+                metrics.QUEUE_DEPTH.labels(name).set_function(queue.__len__)
+            else:  # the pool's depth in Redis, as last read (every 0.5 s at most)
+                metrics.QUEUE_DEPTH.labels(name).set_function(lambda name=name: feed.depth.get(name, 0))
+            metrics.QUEUE_CAPACITY.labels(name).set(self.capacities[name])
         for name, breaker in self.breakers.items():
             metrics.BREAKER_STATE.labels(name).set(breaker.state)
             load = self.strategy.loads[name]
@@ -187,6 +225,8 @@ class RoutingEngine:
 
     async def start(self) -> None:
         await self.store.start()
+        if self.durable is not None:
+            await self.durable.start()
         if self.dispatcher is not None:
             self.dispatcher.start()
 
@@ -201,9 +241,15 @@ class RoutingEngine:
             "breakers": {name: b.describe() for name, b in self.breakers.items()},
             "destinations": self.strategy.describe(),
             "queues": {
-                name: {"depth": len(q), "capacity": q.capacity, "expired": q.expired, "rejected": q.rejected}
+                name: {
+                    "depth": len(q) if self.feed is None else self.feed.depth.get(name, 0),
+                    "capacity": self.capacities[name],
+                    "expired": q.expired,
+                    "rejected": q.rejected,
+                }
                 for name, q in self.queues.queues.items()
             },
+            "durable_queue": self.feed.describe() if self.feed is not None else None,
             "idempotency": self.store.describe(),
             "flags": self.flags.percents,
             "faults": self.faults.describe(),
@@ -255,7 +301,7 @@ class RoutingEngine:
         return self._default_ttl_s if not ttl_ms else min(ttl_ms / 1000, self._max_ttl_s)
 
     async def submit(
-        self, message: RouteRequest, body: bytes, mirrored: bool, request_id: str = ""
+        self, message: RouteRequest, body: bytes, mirrored: bool, request_id: str = "", traceparent: str = ""
     ) -> Answer:
         """Route one message (see the module docstring for the order of steps)."""
         c = self.classify(message)
@@ -266,7 +312,14 @@ class RoutingEngine:
                 return await self._shadow(message, c)
             if not self.dispatching:
                 return await self._decide_only(message, c)
-            return await self._admit(message, c, body, request_id)
+            if self.durable is not None:
+                return await self._admit_durable(message, c, body, request_id, traceparent)
+            return await self._admit(message, c, body, request_id, traceparent)
+        except QueueUnavailable:
+            metrics.QUEUE_ERRORS.inc()
+            return Answer(
+                503, {"detail": "durable queue unavailable"}, "unavailable", c.classification, retry_after=1
+            )
         except StoreUnavailable:
             metrics.IDEMPOTENCY_ERRORS.inc()
             return Answer(
@@ -301,13 +354,38 @@ class RoutingEngine:
         detail = "every destination's circuit breaker is open"
         return Answer(503, {"detail": detail, "retry_after_s": retry}, "unavailable", c.classification, retry)
 
-    def _rejected(self, queue: ClassQueue, c: Classification) -> Answer:
-        retry = retry_after_s(len(queue), self.queues.drain_per_s)
+    def _rejected(self, queue: ClassQueue, c: Classification, depth: int | None = None) -> Answer:
+        retry = retry_after_s(len(queue) if depth is None else depth, self.queues.drain_per_s)
         metrics.QUEUE_REJECTED.labels(queue.name).inc()
-        detail = f"queue {queue.name!r} is full ({queue.capacity} messages); retry later"
+        detail = f"queue {queue.name!r} is full ({self.capacities[queue.name]} messages); retry later"
         return Answer(429, {"detail": detail, "retry_after_s": retry}, "rejected", c.classification, retry)
 
-    async def _admit(self, message: RouteRequest, c: Classification, body: bytes, request_id: str) -> Answer:
+    async def _admit_durable(
+        self, message: RouteRequest, c: Classification, body: bytes, request_id: str, traceparent: str
+    ) -> Answer:
+        """One atomic step in Redis: claim the id and append the message, or neither."""
+        assert self.durable is not None
+        candidates = [name for name in self.strategy.names if self.breakers[name].available()]
+        if not candidates:
+            return self._unavailable(c)
+        dest, strategy = self._choose(message.id, candidates)
+        decision = self._decision(message, c, dest, strategy, "queued")
+        envelope = Envelope(
+            message.id, c.classification, c.priority, dest, body, 0.0, 0.0, request_id, traceparent
+        )
+        admission = await self.durable.admit(envelope, decision, self._ttl_s(message))
+        if admission.outcome == "duplicate":
+            assert admission.previous is not None
+            return self._duplicate(admission.previous, c)
+        if admission.outcome == "full":
+            queue = self.queues[c.queue]
+            queue.rejected += 1
+            return self._rejected(queue, c, admission.depth)
+        return Answer(200, decision, "queued", c.classification)
+
+    async def _admit(
+        self, message: RouteRequest, c: Classification, body: bytes, request_id: str, traceparent: str = ""
+    ) -> Answer:
         candidates = [name for name in self.strategy.names if self.breakers[name].available()]
         if not candidates:
             return self._unavailable(c)
@@ -346,6 +424,7 @@ class RoutingEngine:
                 now + self._ttl_s(message),
                 now,
                 request_id,
+                traceparent,
             )
             self.queues.commit(queue, envelope)
         except BaseException:

@@ -2,9 +2,10 @@
 
 Start, configuration, state changes and problems are logged; there is deliberately no per-request access log
 (it would cost more than routing). A line written while a request is handled carries its ``request_id``
-(the sender's ``X-Request-Id`` or one the engine made up, echoed in the answer). Problems that can come in
-floods (deliveries failing while a destination is down) go through ``RateLimitedLog``, which says how many
-lines it held back.
+(the sender's ``X-Request-Id`` or one the engine made up, echoed in the answer) and its ``trace_id`` (W3C
+trace context); a line about a message carries its ``message_id`` and ``trace_id``, dispatch included.
+Problems that can come in floods (deliveries failing while a destination is down) go through
+``RateLimitedLog``, which says how many lines it held back.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from typing import Any
 
 LOGGER_NAME = "router_app"
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
+trace_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("trace_id", default="")
 
 
 class JsonFormatter(logging.Formatter):
-    """Formats a record as ``{"ts", "level", "logger", "msg", "request_id"?, ...fields}``.
+    """Formats a record as ``{"ts", "level", "logger", "msg", "request_id"?, "trace_id"?, ...fields}``.
 
     Structured values go in ``extra={"fields": {...}}`` so they stay separate keys instead of being
     interpolated into the message.
@@ -38,6 +40,9 @@ class JsonFormatter(logging.Formatter):
         request_id = request_id_var.get()
         if request_id:
             entry["request_id"] = request_id
+        trace_id = trace_id_var.get()
+        if trace_id:
+            entry["trace_id"] = trace_id
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
             entry.update(fields)

@@ -97,6 +97,23 @@ QUEUE_EXPIRED = Counter(
 QUEUE_REJECTED = Counter(
     "msgroute_queue_rejected_total", "Messages refused with 429 (queue full).", ["queue"]
 )
+QUEUE_RELEASED = Counter(
+    "msgroute_queue_released_total",
+    "Durable queue: messages handed back to the pool at shutdown (another router delivers them).",
+    ["queue"],
+)
+QUEUE_CLAIMED = Counter(
+    "msgroute_queue_claimed_total",
+    "Durable queue: messages claimed from a router that stopped reading (crashed or killed).",
+    ["queue"],
+)
+QUEUE_ERRORS = Counter(
+    "msgroute_queue_errors_total", "Durable queue: admissions answered 503 because Redis could not be asked."
+)
+TRACEPARENT_REPLACED = Counter(
+    "msgroute_traceparent_replaced_total",
+    "Requests whose traceparent header was malformed and replaced by a new trace.",
+)
 BREAKER_STATE = Gauge(
     "msgroute_breaker_state",
     "Circuit breaker per destination: 0 closed, 1 half-open, 2 open.",
@@ -160,3 +177,5 @@ def declare_classes(classes: Iterable[str]) -> None:
             DELIVERIES.labels(message_class, outcome)
         QUEUE_EXPIRED.labels(message_class)
         QUEUE_REJECTED.labels(message_class)
+        QUEUE_RELEASED.labels(message_class)
+        QUEUE_CLAIMED.labels(message_class)

@@ -17,6 +17,8 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from router_app.tracing import trace_id_of
+
 
 @dataclass(slots=True)
 class Envelope:
@@ -30,8 +32,20 @@ class Envelope:
     deadline: float
     enqueued: float
     request_id: str = ""
+    traceparent: str = ""  # the router's span, sent to the destination
     attempts: int = 0
     tried: list[str] = field(default_factory=list)
+    stream: str = ""  # durable queue only: where the entry is, to acknowledge it
+    entry_id: str = ""
+
+    def log_fields(self) -> dict[str, object]:
+        """What every log line about this message carries."""
+        return {
+            "message_id": self.message_id,
+            "trace_id": trace_id_of(self.traceparent),
+            "message_class": self.classification,
+            "request_id": self.request_id,
+        }
 
 
 class ClassQueue:
@@ -150,6 +164,12 @@ class QueueSet:
             if not waiter.done():
                 waiter.set_result(None)
                 break
+
+    def put(self, envelope: Envelope) -> None:
+        """Queue a message without a capacity check (the durable queue's buffer: Redis holds the bound)."""
+        queue = self.queues[envelope.classification]
+        queue.reserved += 1
+        self.commit(queue, envelope)
 
     def pop_next(self, now: float) -> Envelope | None:
         """Next message by weighted turns, skipping empty classes."""

@@ -3,7 +3,7 @@ with nginx answering a static 200 measured in the same run as the reference.
 
 Usage (from the repository root, as any user; needs ``wrk`` and ``nginx`` on PATH, no root)::
 
-    python -m bench.router.run [--duration 10] [--rates 500,1000,2000] [--dispatch] [--out FILE]
+    python -m bench.router.run [--duration 10] [--rates 500,1000,2000] [--dispatch] [--durable] [--out FILE]
 
 It starts its own ``python -m router_app`` (and, with ``--dispatch``, two ``python -m router_app.sink``
 destinations) and its own nginx (``-p``/``-c`` in a temporary prefix), all on free 127.0.0.1 ports, runs
@@ -13,7 +13,14 @@ realistic type mix and a small payload, so classification, the idempotency store
 in production. This is a benchmark, not a test: it reports figures and whether the targets are met, and
 exits 0 either way unless something failed to run.
 
+With ``--durable`` it also starts a ``redis-server`` (password, AOF ``appendfsync everysec``, in a temporary
+directory) and measures, direct and through nginx, two delivering engines side by side: the in-memory queue
+(``dispatch``) and the durable queue (``durable``: ``ROUTER_QUEUE_URL``, every accepted message in a Redis
+stream before the answer). Before each point on a delivering engine it waits until the engine's queue is
+empty, so one point's backlog does not load the next.
+
 Targets (issue 3): p95 <= 2 ms at 1,000 msg/s through nginx; maximum through nginx >= 10% of nginx static.
+Issue 12: the same p95 target with the durable queue on.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -80,7 +88,7 @@ http {{
 
 @dataclass(frozen=True)
 class Point:
-    target: str  # direct | nginx | nginx-static | direct+dispatch
+    target: str  # direct | nginx | nginx-static | direct+dispatch | (direct|nginx)+(memory|durable)
     rate: int | None  # None = maximum
 
 
@@ -99,6 +107,47 @@ def process(args: Sequence[str], env: dict[str, str] | None = None) -> Iterator[
                 proc.wait()
 
 
+REDIS_PASSWORD = "bench-durable-queue"
+
+
+@contextmanager
+def redis_server() -> Iterator[str]:
+    """A private redis-server as a deployment runs it for the durable queue: password, AOF every second."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server is not installed (Debian: apt-get install -y redis-server)")
+    with tempfile.TemporaryDirectory(prefix="bench-redis-") as directory:
+        port = free_port()
+        args = [
+            binary, "--port", str(port), "--bind", "127.0.0.1", "--requirepass", REDIS_PASSWORD,
+            "--save", "", "--appendonly", "yes", "--appendfsync", "everysec", "--dir", directory,
+        ]  # fmt: skip
+        with process(args):
+            url = f"redis://:{REDIS_PASSWORD}@127.0.0.1:{port}/0"
+            deadline = time.monotonic() + 15
+            while subprocess.run(
+                ["redis-cli", "-p", str(port), "-a", REDIS_PASSWORD, "--no-auth-warning", "ping"],
+                capture_output=True, check=False,
+            ).stdout.strip() != b"PONG":  # fmt: skip
+                if time.monotonic() > deadline:
+                    raise RuntimeError("redis-server did not start")
+                time.sleep(0.1)
+            yield url
+
+
+def queue_depth(url: str) -> int:
+    with urllib.request.urlopen(f"{url}/health/details", timeout=5) as response:
+        details = json.loads(response.read())
+    return sum(q["depth"] for q in details["queues"].values())
+
+
+def settle(url: str, timeout: float = 120.0) -> None:
+    """Until the engine has delivered its backlog (its own queue, or the pool's in Redis)."""
+    deadline = time.monotonic() + timeout
+    while queue_depth(url) and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
 def router_env(port: int, destinations: str | None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ROUTER_")}
     env.update(
@@ -111,7 +160,7 @@ def router_env(port: int, destinations: str | None) -> dict[str, str]:
 
 
 @contextmanager
-def router(stack: ExitStack, dispatch: bool) -> Iterator[str]:
+def router(stack: ExitStack, dispatch: bool, queue_url: str | None = None) -> Iterator[str]:
     destinations = None
     if dispatch:
         sinks = []
@@ -124,10 +173,27 @@ def router(stack: ExitStack, dispatch: bool) -> Iterator[str]:
             sinks.append(f"{name}=http://127.0.0.1:{port}/deliver")
         destinations = ",".join(sinks)
     port = free_port()
-    stack.enter_context(process([sys.executable, "-m", "router_app"], router_env(port, destinations)))
+    env = router_env(port, destinations)
+    if dispatch:  # a maximum-rate point must measure the engine, not a full queue's 429s
+        env["ROUTER_QUEUE_CAPACITY"] = "10000000"
+    if queue_url:
+        env["ROUTER_QUEUE_URL"] = queue_url
+    proc = stack.enter_context(process([sys.executable, "-m", "router_app"], env))
     url = f"http://127.0.0.1:{port}"
+    ENGINE_PIDS[url] = proc.pid
     wait_http(f"{url}/ready")
     yield url
+
+
+# url -> pid of the engine serving it, for its CPU time per message.
+ENGINE_PIDS: dict[str, int] = {}
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
 @contextmanager
@@ -189,17 +255,35 @@ def wrk(url: str, rate: int | None, duration: float, static: bool = False) -> di
 
 
 def measure(
-    points: Sequence[Point], urls: dict[str, str], duration: float, warmup: float
+    points: Sequence[Point],
+    urls: dict[str, str],
+    duration: float,
+    warmup: float,
+    engines: dict[str, str] | None = None,
 ) -> list[dict[str, Any]]:
+    """``engines``: target -> the delivering engine behind it, waited for (``settle``) before a point."""
     results = []
     warmed: set[str] = set()
+    engines = engines or {}
     for point in points:
         base = urls[point.target]
         static = point.target == "nginx-static"
+        if point.target in engines:
+            settle(engines[point.target])
         if point.target not in warmed:
             wrk(base, None, warmup, static)
             warmed.add(point.target)
+            if point.target in engines:
+                settle(engines[point.target])
+        engine = engines.get(point.target) or urls.get(point.target.replace("nginx", "direct"))
+        pid = ENGINE_PIDS.get(engine or "")
+        cpu_before = cpu_seconds(pid) if pid and not static else None
         figures = wrk(base, point.rate, duration, static)
+        if pid and cpu_before is not None:
+            if point.target in engines:  # its deliveries too: what it accepted, it delivers
+                settle(engines[point.target])
+            used = cpu_seconds(pid) - cpu_before
+            figures["engine_cpu_us_per_msg"] = round(used / max(figures["requests"], 1) * 1e6, 1)
         results.append({"target": point.target, "rate": point.rate or "max", **figures})
         rate = str(point.rate or "max")
         rps, p95 = figures["throughput_rps"], figures["p95_ms"]
@@ -218,7 +302,18 @@ def verdict(results: list[dict[str, Any]]) -> dict[str, Any]:
     share = (
         proxied_max["throughput_rps"] / static_max["throughput_rps"] if proxied_max and static_max else None
     )
+    durable = {}
+    for queue in ("memory", "durable"):
+        point = find(f"nginx+{queue}", P95_TARGET_RATE)
+        if point is not None:
+            durable[f"p95_at_1000_via_nginx_{queue}_ms"] = point["p95_ms"]
+            durable[f"p95_{queue}_met"] = point["p95_ms"] <= P95_TARGET_MS and point["errors"] == 0
+        for target in (f"direct+{queue}", f"nginx+{queue}"):
+            top = find(target, "max")
+            if top is not None:
+                durable[f"max_{target}_rps"] = top["throughput_rps"]
     return {
+        **durable,
         "p95_at_1000_via_nginx_ms": at_rate["p95_ms"] if at_rate else None,
         "p95_target_ms": P95_TARGET_MS,
         "p95_met": bool(at_rate and at_rate["p95_ms"] <= P95_TARGET_MS and at_rate["errors"] == 0),
@@ -238,6 +333,7 @@ COLUMNS = (
     ("p99 ms", ">8", ".3f", "p99_ms"),
     ("max ms", ">8", ".3f", "max_ms"),
     ("errors", ">7", "", "errors"),
+    ("cpu µs/msg", ">11", "", "engine_cpu_us_per_msg"),
 )
 
 
@@ -246,7 +342,8 @@ def table(results: list[dict[str, Any]]) -> str:
     lines = [head, "-" * len(head)]
     for r in results:
         cells = (
-            format(r[key] if number else str(r[key]), align + number) for _, align, number, key in COLUMNS
+            format(r[key] if number else str(r.get(key, "")), align + number)
+            for _, align, number, key in COLUMNS
         )
         lines.append(" ".join(cells))
     return "\n".join(lines)
@@ -261,6 +358,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rates", default="500,1000,2000", help="fixed rates in msg/s, comma-separated")
     parser.add_argument(
         "--dispatch", action="store_true", help="also measure with delivery to two local sinks"
+    )
+    parser.add_argument(
+        "--durable",
+        action="store_true",
+        help="also measure delivering engines with the in-memory and the durable (Redis Streams) queue",
     )
     parser.add_argument("--out", default=str(HERE / "out" / "router_bench.json"), help="JSON output file")
     args = parser.parse_args(argv)
@@ -277,7 +379,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    for tool in ("wrk", "nginx"):
+    for tool in ("wrk", "nginx", *(("redis-server", "redis-cli") if args.durable else ())):
         if not shutil.which(tool) and not Path(f"/usr/sbin/{tool}").exists():
             print(f"{tool} is not installed (Debian: apt-get install -y {tool})", file=sys.stderr)
             return 2
@@ -288,10 +390,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         urls = {"direct": direct, "nginx": proxied, "nginx-static": proxied}
         points = [Point("nginx-static", None), *[Point(t, r) for t in ("direct", "nginx") for r in rates]]
         points.append(Point("nginx-static", None))  # measured again at the end: drift shows
+        engines: dict[str, str] = {}
         if args.dispatch:
-            urls["direct+dispatch"] = stack.enter_context(router(stack, dispatch=True))
+            urls["direct+dispatch"] = engines["direct+dispatch"] = stack.enter_context(router(stack, True))
             points += [Point("direct+dispatch", r) for r in rates]
-        results = measure(points, urls, args.duration, args.warmup)
+        if args.durable:
+            queue_url = stack.enter_context(redis_server())
+            for queue, url in (("memory", None), ("durable", queue_url)):
+                engine = stack.enter_context(router(stack, True, url))
+                urls[f"direct+{queue}"] = engines[f"direct+{queue}"] = engine
+                urls[f"nginx+{queue}"] = stack.enter_context(nginx(int(engine.rsplit(":", 1)[1])))
+                engines[f"nginx+{queue}"] = engine
+                points += [Point(f"{t}+{queue}", r) for r in rates for t in ("direct", "nginx")]
+        results = measure(points, urls, args.duration, args.warmup, engines)
     statics = [r for r in results if r["target"] == "nginx-static"]
     best_static = max(statics, key=lambda r: r["throughput_rps"])
     results = [r for r in results if r["target"] != "nginx-static"] + [best_static]
@@ -321,6 +432,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"max through nginx / nginx static: {t['max_via_nginx_share_of_static']} "
         f"(target >= {MAX_SHARE_TARGET}): {'met' if t['share_met'] else 'MISSED'}"
     )
+    for queue in ("memory", "durable"):
+        if f"p95_at_1000_via_nginx_{queue}_ms" in t:
+            print(
+                f"delivering, {queue} queue: p95 at {P95_TARGET_RATE} msg/s through nginx "
+                f"{t[f'p95_at_1000_via_nginx_{queue}_ms']} ms (target <= {P95_TARGET_MS} ms): "
+                f"{'met' if t[f'p95_{queue}_met'] else 'MISSED'}; max direct "
+                f"{t.get(f'max_direct+{queue}_rps')} req/s, "
+                f"through nginx {t.get(f'max_nginx+{queue}_rps')} req/s"
+            )
     print(f"JSON: {out}")
     return 0
 

@@ -111,6 +111,53 @@ def redis_server(tmp_path: Path) -> Iterator[Process]:
     server.kill()
 
 
+class DurableRedis:
+    """A password-protected redis-server with AOF on (``appendfsync everysec``, as the deployment runs it), in
+    its own directory, that a test can kill (SIGKILL) and start again with the same data."""
+
+    PASSWORD = "it-durable-secret"
+
+    def __init__(self, directory: Path) -> None:
+        binary = shutil.which("redis-server")
+        assert binary, "redis-server is not installed (apt-get install -y redis-server)"
+        self.binary = binary
+        self.directory = directory
+        self.port = free_port()
+        self.url = f"redis://:{self.PASSWORD}@127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen[str] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--requirepass", self.PASSWORD,
+             "--save", "", "--appendonly", "yes", "--appendfsync", "everysec", "--dir", str(self.directory)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True,
+        )  # fmt: skip
+        wait_until(self._answers, what="redis-server")
+
+    def _answers(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
+                sock.sendall(f"AUTH {self.PASSWORD}\r\nPING\r\n".encode())
+                time.sleep(0.02)
+                return b"+PONG" in sock.recv(64)
+        except OSError:
+            return False
+
+    def kill(self) -> None:
+        """SIGKILL: what a crash or the OOM killer does; only what reached the AOF survives."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def durable_redis(tmp_path: Path) -> Iterator[DurableRedis]:
+    server = DurableRedis(tmp_path)
+    server.start()
+    yield server
+    server.kill()
+
+
 def route(router: Process, message: dict[str, Any], **headers: str) -> tuple[int, Any, dict]:
     return http("POST", f"{router.url}/v1/route", message, headers)
 

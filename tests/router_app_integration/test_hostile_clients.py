@@ -14,6 +14,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from router_app import tracing
 from tests.support.hostile import (
     EndlessUrl,
     RawSink,
@@ -38,6 +39,8 @@ EXPECTED_HEADERS = {
     "x-msgroute-destination",
     "x-router-version",
     "x-request-id",
+    "idempotency-key",
+    "traceparent",
 }
 
 
@@ -82,15 +85,19 @@ def test_no_field_can_add_a_header_line(
         batch = {"messages": [{"id": evil, "source": "s", "type": "status"}]}
         refused.append(status_of(raw_exchange(port, post("/v1/route/batch", json.dumps(batch).encode()))))
     assert set(refused) == {422}
-    # A request id that is not in its alphabet is replaced, never forwarded.
+    # A request id or a traceparent that is not in its alphabet is replaced, never forwarded.
     body = json.dumps({"id": "clean-1", "source": "s", "type": "status", "payload": {"x": "a\r\nb: c"}})
-    answer = raw_exchange(port, post("/v1/route", body.encode(), b"X-Request-Id: abc def"))
+    evil_trace = b"traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01 x-evil: 1"
+    answer = raw_exchange(port, post("/v1/route", body.encode(), b"X-Request-Id: abc def", evil_trace))
     assert status_of(answer) == 200
     h.wait_until(lambda: len(raw_sink.requests) == 1, what="the delivery")
     delivered = raw_sink.requests[0]
     assert {line.split(b":")[0].lower().decode() for line in delivered.header_lines} == EXPECTED_HEADERS
     assert len(delivered.header_lines) == len(EXPECTED_HEADERS)
     assert delivered.headers()["x-msgroute-message-id"] == "clean-1"
+    assert delivered.headers()["idempotency-key"] == "clean-1"
+    trace = delivered.headers()["traceparent"]
+    assert tracing.parse(trace.encode()) is not None and "4bf92f35" not in trace
     assert delivered.body == body.encode()  # byte for byte, escaped CRLF inside the JSON string included
 
 

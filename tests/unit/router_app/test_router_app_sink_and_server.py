@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -31,7 +33,7 @@ def test_sink_counts_deliveries_and_duplicates(sink: TestClient) -> None:
     stats = sink.get("/stats?ids=1").json()
     assert (stats["received"], stats["unique"], stats["duplicates"]) == (4, 3, 1)
     assert stats["ids"] == {"a": 2, "b": 1, "c": 1}
-    assert stats["by_class"] == {"tactical": 3, "unknown": 1}
+    assert stats["by_class"] == {"tactical": 2, "unknown": 1}  # taken messages: the duplicate is not one
     assert "ids" not in sink.get("/stats").json()
     sink.post("/reset")
     assert sink.get("/stats").json()["received"] == 0
@@ -47,6 +49,30 @@ def test_sink_can_be_told_to_fail(sink: TestClient) -> None:
     assert deliver(sink, "x") == 200
     assert sink.get("/health").json() == {"status": "ok"}
     assert sink.get("/nowhere").status_code == 404
+
+
+def test_sink_acknowledges_a_redelivery_without_taking_it_again(tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger.jsonl"
+    trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    headers = {"Idempotency-Key": "m-1", "X-Msgroute-Class": "strategic", "traceparent": trace}
+    with TestClient(Sink("s1", ledger=str(ledger))) as sink:
+        first = sink.post("/deliver", json={"id": "other"}, headers=headers).json()
+        again = sink.post("/deliver", json={"id": "other"}, headers=headers).json()
+        metrics = sink.get("/metrics").text
+    assert first == {"ack": "m-1", "sink": "s1"}  # the header names the message, not the body
+    assert again == {"ack": "m-1", "sink": "s1", "duplicate": True}
+    assert 'msgroute_sink_deliveries_total{message_class="strategic",sink="s1"} 1.0' in metrics
+    assert 'msgroute_sink_duplicates_total{sink="s1"} 1.0' in metrics
+    records = [json.loads(line) for line in ledger.read_text().splitlines()]
+    assert [(r["event"], r["message_id"], r["trace_id"]) for r in records] == [
+        ("delivered", "m-1", "4bf92f3577b34da6a3ce929d0e0e4736"),
+        ("duplicate", "m-1", "4bf92f3577b34da6a3ce929d0e0e4736"),
+    ]
+    # A restarted sink reads its ledger back: the id stays taken.
+    with TestClient(Sink("s1", ledger=str(ledger))) as restarted:
+        answer = restarted.post("/deliver", json={"id": "m-1"}).json()
+        stats = restarted.get("/stats").json()
+    assert answer["duplicate"] is True and (stats["unique"], stats["duplicates"]) == (1, 1)
 
 
 @pytest.mark.parametrize("args", [["--port", "0"], ["--fail-status", "200"], ["--port", "x"]])
