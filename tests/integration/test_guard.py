@@ -54,6 +54,13 @@ def wait_for(condition: Callable[[], Any], seconds: float, what: str) -> Any:
     raise AssertionError(f"{what}: not seen within {seconds} s")
 
 
+def lb_answers() -> bool:
+    try:
+        return requests.get("http://127.0.0.1:18080/_msgroute/health", timeout=2).ok
+    except requests.RequestException:
+        return False
+
+
 def set_faults(**faults: Any) -> None:
     for port in NEW_ROUTER_PORTS:
         answer = requests.put(
@@ -117,7 +124,7 @@ def test_clients_lost_nothing_while_the_guard_switched(after_partial):
 
 def test_an_nginx_restart_still_serves_legacy_only(after_partial):
     subprocess.run(["docker", "restart", "msgroute-lb"], check=True, capture_output=True, timeout=60)
-    wait_for(lambda: requests.get("http://127.0.0.1:18080/_msgroute/health", timeout=2).ok, 30, "nginx back")
+    wait_for(lb_answers, 30, "nginx back")
     assert lb_weights() == (0, 0)
     all_legacy("after-restart")
 
