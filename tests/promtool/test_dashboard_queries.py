@@ -2,7 +2,7 @@
 
 Each query, with the window variable set to a shipped inventory's rate window, becomes a recording rule of a
 throw-away rules file that ``promtool check rules`` checks. That they return data against a real Prometheus
-during a rollout is tests/integration/test_dashboards.py.
+during a rollout is tests/integration/test_dashboards_live.py.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ each, and the judge asked of that Prometheus exactly as rollout_analysis asks it
 
 Its own names (``<prefix>-<pool>``, ``<prefix>-prom``), network (``<prefix>``) and loopback ports
 (``port_base`` + 1, 2, ... and + 9 for Prometheus), so it runs beside a local rehearsal. Used by
-tests/integration/test_judge_prometheus.py.
+tests/integration/test_judge_live.py.
 """
 
 from __future__ import annotations
