@@ -10,11 +10,8 @@ returns at least one series and every value is a number (NaN: a ratio over no re
 
 from __future__ import annotations
 
-import json
 import math
 import time
-import urllib.parse
-import urllib.request
 from typing import Any
 
 import pytest
@@ -22,9 +19,9 @@ import yaml
 
 from tests.support import ROOT
 from tests.support.dashboards import Target, committed_targets
+from tests.support.monitoring import prometheus_query
 from tests.support.rollout import fresh_start, load, run_playbook
 
-PROMETHEUS = "http://127.0.0.1:19090"
 LOCAL_SETTINGS = ROOT / "inventories/local/group_vars/all/rollout.yml"
 VARIABLES = {
     "window": yaml.safe_load(LOCAL_SETTINGS.read_text())["rollout_alerting"]["rate_window"],
@@ -40,11 +37,8 @@ SETTLE_S = 30.0
 
 
 def instant(expr: str) -> list[dict[str, Any]]:
-    url = f"{PROMETHEUS}/api/v1/query?{urllib.parse.urlencode({'query': expr})}"
-    with urllib.request.urlopen(url, timeout=10) as response:
-        answer = json.load(response)
-    assert answer["status"] == "success", answer
-    return answer["data"]["result"]
+    """An instant query, signed in as role monitoring's web config asks (inventories/local's password)."""
+    return prometheus_query(expr, timeout=10)
 
 
 def has_data(result: list[dict[str, Any]]) -> bool:
