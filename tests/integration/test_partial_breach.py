@@ -1,4 +1,9 @@
-"""partial.yml with a new router made to breach (injected latency): the gate reverts traffic to legacy."""
+"""partial.yml with a new router made to breach (injected latency): the gate reverts traffic to legacy.
+
+The guard would revert these releases too, racing the gate (test_guard_always_on.py); here it is
+silenced in Alertmanager for the module, as an operator silences it for maintenance, so the gate is what is
+tested.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ import pytest
 import requests
 
 from tests.support import RESULTS
+from tests.support.monitoring import guard_silenced
 from tests.support.rollout import fresh_start, load, route, run_playbook, traffic_state
 
 FAULT = '{"router_fault_injection": {"latency_ms": 100}}'
@@ -16,6 +22,11 @@ FAULT = '{"router_fault_injection": {"latency_ms": 100}}'
 @pytest.fixture(scope="module")
 def breach():
     fresh_start()
+    with guard_silenced():
+        yield gate_breach()
+
+
+def gate_breach():
     decision = RESULTS / "rollback_decision.json"
     decision.unlink(missing_ok=True)
     with load(rate=100) as seen:

@@ -6,6 +6,9 @@ inventories/local/.secrets/monitoring_password; whatever queries that Prometheus
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import requests
@@ -34,3 +37,27 @@ def prometheus_query(
     )
     response.raise_for_status()
     return response.json()["data"]["result"]
+
+
+LOCAL_ALERTMANAGER = "http://127.0.0.1:19093"
+
+
+@contextmanager
+def guard_silenced(minutes: int = 60, base_url: str = LOCAL_ALERTMANAGER) -> Iterator[str]:
+    """The documented maintenance path: an Alertmanager silence on every rollback alert (the guard hears none)
+    for as long as the block runs; the silence is expired afterwards. Yields the silence id."""
+    now = datetime.now(UTC)
+    silence = {
+        "matchers": [{"name": "rollout_action", "value": "rollback", "isRegex": False, "isEqual": True}],
+        "startsAt": now.isoformat(),
+        "endsAt": (now + timedelta(minutes=minutes)).isoformat(),
+        "createdBy": "tests",
+        "comment": "the in-play gate is under test, not the guard",
+    }
+    answer = requests.post(f"{base_url}/api/v2/silences", json=silence, auth=local_auth(), timeout=5)
+    answer.raise_for_status()
+    silence_id = answer.json()["silenceID"]
+    try:
+        yield silence_id
+    finally:
+        requests.delete(f"{base_url}/api/v2/silence/{silence_id}", auth=local_auth(), timeout=5)
