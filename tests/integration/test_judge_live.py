@@ -51,9 +51,11 @@ def test_identical_pools_pass(stand):
     latency = metric(result, "latency")
     assert latency.classification == PASS
     assert abs(latency.effect - 0.5) < 0.05
-    # Every request of the run on each side (increase() extrapolates, so not exactly RATE x SECONDS).
+    # Every request of the run on each side (increase() extrapolates, so not exactly what was sent; a loaded
+    # machine sends less than RATE x SECONDS, the same to both pools).
     for pool in ("new", "legacy"):
-        assert 0.8 * RATE * SECONDS < latency.requests[pool] < 1.2 * RATE * SECONDS
+        assert 0.5 * RATE * SECONDS < latency.requests[pool] < 1.2 * RATE * SECONDS
+    assert 0.8 < latency.requests["new"] / latency.requests["legacy"] < 1.25
     assert queries["legacy"]["buckets"].startswith(
         'sum by (le) (increase(msgroute_request_duration_seconds_bucket{job="msgroute-router",pool="legacy"}['
     )
