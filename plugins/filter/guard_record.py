@@ -22,8 +22,19 @@ def _guard_reason(record: Any) -> str:
     return guard_record.reason(record)
 
 
+def _guard_silences(value: Any, version: str | None = None) -> list[dict[str, str]]:
+    try:
+        return guard_record.pausing_silences(value, version)
+    except ValueError as exc:
+        raise AnsibleFilterError(f"guard_silences: {exc}") from exc
+
+
 class FilterModule:
-    """msgroute.rollout.guard_standing and guard_reason: the lb guard's rollback records and their reason."""
+    """msgroute.rollout.guard_standing, guard_reason, guard_silences: the guard's records and pauses."""
 
     def filters(self) -> dict[str, Any]:
-        return {"guard_standing": _guard_standing, "guard_reason": _guard_reason}
+        return {
+            "guard_standing": _guard_standing,
+            "guard_reason": _guard_reason,
+            "guard_silences": _guard_silences,
+        }

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -83,3 +84,75 @@ def summary(record: Mapping[str, Any]) -> dict[str, Any]:
     kept = {key: record.get(key) for key in ("lb", "alert", "value", "threshold", "at", "summary")}
     kept["time"] = utc_time(record.get("at"))
     return {key: value for key, value in kept.items() if value is not None}
+
+
+# ------------------------------------------------------------------------ silences that pause the guard
+
+
+def _matcher_matches(matcher: Mapping[str, Any], value: str) -> bool:
+    """Whether one Alertmanager matcher (API v2: name, value, isRegex, isEqual) accepts ``value``."""
+    pattern = str(matcher.get("value", ""))
+    if matcher.get("isRegex"):
+        try:
+            hit = re.fullmatch(pattern, value) is not None
+        except re.error:
+            hit = False
+    else:
+        hit = pattern == value
+    return hit if matcher.get("isEqual", True) else not hit
+
+
+def pauses_guard(silence: Mapping[str, Any], version: str | None = None) -> bool:
+    """Whether an Alertmanager silence is active and may silence a rollback alert (of ``version`` when given).
+
+    Rollback alerts carry ``rollout_action="rollback"``, a ``Msgroute...`` alert name and the ``version``; a
+    matcher on any other label is taken to possibly match (a status report errs towards saying "paused").
+    """
+    status = silence.get("status")
+    if not isinstance(status, Mapping) or status.get("state") != "active":
+        return False
+    known = {"rollout_action": "rollback", "version": version}
+    for matcher in silence.get("matchers") or []:
+        if not isinstance(matcher, Mapping):
+            continue
+        name = matcher.get("name")
+        if name == "alertname":
+            pattern = str(matcher.get("value", ""))
+            if (
+                not matcher.get("isRegex")
+                and matcher.get("isEqual", True)
+                and not pattern.startswith("Msgroute")
+            ):
+                return False
+        elif name in known and known[name] is not None and not _matcher_matches(matcher, str(known[name])):
+            return False
+    return True
+
+
+def silence_summary(silence: Mapping[str, Any]) -> dict[str, str]:
+    """What status.yml shows of a silence: its id, matchers as amtool writes them, who, why, until when."""
+    matchers = []
+    for m in silence.get("matchers") or []:
+        if isinstance(m, Mapping):
+            op = (
+                ("=~" if m.get("isRegex") else "=")
+                if m.get("isEqual", True)
+                else ("!~" if m.get("isRegex") else "!=")
+            )
+            matchers.append(f"{m.get('name')}{op}{m.get('value')}")
+    return {
+        "id": str(silence.get("id", UNKNOWN)),
+        "matchers": ", ".join(matchers),
+        "created_by": str(silence.get("createdBy", "")),
+        "comment": str(silence.get("comment", "")),
+        "ends_at": str(silence.get("endsAt", "")),
+    }
+
+
+def pausing_silences(silences: Any, version: str | None = None) -> list[dict[str, str]]:
+    """The active silences in Alertmanager's ``GET /api/v2/silences`` answer that may pause the guard."""
+    if not isinstance(silences, Sequence) or isinstance(silences, str):
+        raise ValueError(
+            f"silences must be a list (Alertmanager's /api/v2/silences answer), got {silences!r}"
+        )
+    return [silence_summary(s) for s in silences if isinstance(s, Mapping) and pauses_guard(s, version)]

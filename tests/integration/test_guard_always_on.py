@@ -25,6 +25,7 @@ import requests
 
 from tests.support import BIN, RESULTS, ROOT
 from tests.support.metrics import scrape
+from tests.support.monitoring import alert, webhook
 from tests.support.playbooks import PlaybookRun
 from tests.support.rollout import (
     DATA_DIR,
@@ -72,15 +73,13 @@ def one_line(run: PlaybookRun) -> str:
 
 def fire_guard(phase: str) -> None:
     """What Alertmanager sends for a firing rollback trigger of the version in force, with the token."""
-    alert = {
-        "status": "firing",
-        "labels": {"alertname": ALERT, "rollout_action": "rollback", "version": "2.0.0", "phase": phase},
-        "annotations": {"value": "81.2ms", "threshold": "65ms", "summary": "p95 above the rollback trigger"},
-        "startsAt": "2026-12-02T07:00:00Z",
-    }  # fmt: skip
-    body = {"version": "4", "status": "firing", "receiver": "msgroute-guard", "alerts": [alert]}
     token = (ROOT / INVENTORY / ".secrets" / "guard_token").read_text().split()[0]
-    answer = requests.post(GUARD_URL, json=body, headers={"Authorization": f"Bearer {token}"}, timeout=5)
+    answer = requests.post(
+        GUARD_URL,
+        data=webhook(alert(phase=phase, name=ALERT)),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        timeout=5,
+    )
     assert answer.status_code == 200, answer.text
     wait_for(guard_record, 5, "the guard's record")
 

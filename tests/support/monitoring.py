@@ -6,6 +6,7 @@ inventories/local/.secrets/monitoring_password; whatever queries that Prometheus
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -61,3 +62,48 @@ def guard_silenced(minutes: int = 60, base_url: str = LOCAL_ALERTMANAGER) -> Ite
         yield silence_id
     finally:
         requests.delete(f"{base_url}/api/v2/silence/{silence_id}", auth=local_auth(), timeout=5)
+
+
+# ------------------------------------------------------------------ what Alertmanager sends the guard
+
+
+def alert(
+    status: str = "firing",
+    action: str = "rollback",
+    version: str = "2.0.0",
+    phase: str = "partial",
+    name: str = "MsgrouteLatencyAboveTrigger",
+) -> dict[str, Any]:
+    """One alert of Alertmanager's webhook body, as the generated rules label and annotate it."""
+    return {
+        "status": status,
+        "labels": {
+            "alertname": name,
+            "rollout_action": action,
+            "version": version,
+            "phase": phase,
+            "severity": "critical" if action == "rollback" else "warning",
+        },
+        "annotations": {
+            "summary": f"p95 above the rollback trigger ({phase}, version {version})",
+            "value": "81.2ms",
+            "threshold": "65ms",
+        },
+        "startsAt": "2026-12-02T07:00:00Z",
+    }
+
+
+def webhook(*alerts: dict[str, Any]) -> str:
+    """Alertmanager's webhook body (version 4)."""
+    return json.dumps(
+        {
+            "version": "4",
+            "status": alerts[0]["status"] if alerts else "firing",
+            "receiver": "msgroute-guard",
+            "groupLabels": {"alertname": alerts[0]["labels"]["alertname"]} if alerts else {},
+            "commonLabels": {},
+            "commonAnnotations": {},
+            "externalURL": "http://alertmanager:9093",
+            "alerts": list(alerts),
+        }
+    )

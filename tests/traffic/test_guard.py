@@ -25,51 +25,12 @@ from ansible_collections.msgroute.rollout.plugins.module_utils.traffic_runtime i
     Values,
 )
 
+from tests.support.monitoring import alert, webhook
 from tests.support.traffic_world import GUARD_TOKEN, LB1, LB2, LBS, applied, apply, docker, playbook
 
 VERSION = "2.0.0"
 WEBHOOKS = "msgroute_lb_guard_webhooks_total"
 RESULTS = ("rolled_back", "ignored", "unauthorized", "malformed", "too_large", "method")
-
-
-def alert(
-    status: str = "firing",
-    action: str = "rollback",
-    version: str = VERSION,
-    name: str = "MsgrouteLatencyAboveTrigger",
-) -> dict[str, Any]:
-    return {
-        "status": status,
-        "labels": {
-            "alertname": name,
-            "rollout_action": action,
-            "version": version,
-            "phase": "partial",
-            "severity": "critical" if action == "rollback" else "warning",
-        },
-        "annotations": {
-            "summary": f"p95 above the rollback trigger (partial, version {version})",
-            "value": "81.2ms",
-            "threshold": "65ms",
-        },
-        "startsAt": "2026-12-02T07:00:00Z",
-    }
-
-
-def webhook(*alerts: dict[str, Any]) -> str:
-    """Alertmanager's webhook body (version 4)."""
-    return json.dumps(
-        {
-            "version": "4",
-            "status": alerts[0]["status"] if alerts else "firing",
-            "receiver": "msgroute-guard",
-            "groupLabels": {"alertname": alerts[0]["labels"]["alertname"]} if alerts else {},
-            "commonLabels": {},
-            "commonAnnotations": {},
-            "externalURL": "http://alertmanager:9093",
-            "alerts": list(alerts),
-        }
-    )
 
 
 def post(lb, body: str | bytes, token: str | None = GUARD_TOKEN, method: str = "POST") -> requests.Response:

@@ -68,3 +68,82 @@ def test_the_history_keeps_which_lb_alert_figures_and_when():
         "summary": "p95 of the new pool above the rollback trigger",
         "time": "2025-12-02T07:20:00Z",
     }
+
+
+# ---------------------------------------------------------------------- silences that pause the guard
+
+
+def silence(*matchers: tuple[str, str, bool, bool], state: str = "active") -> dict:
+    """An Alertmanager API v2 silence; each matcher is (name, value, isRegex, isEqual)."""
+    return {
+        "id": "5e1",
+        "status": {"state": state},
+        "matchers": [{"name": n, "value": v, "isRegex": r, "isEqual": e} for n, v, r, e in matchers],
+        "createdBy": "ops",
+        "comment": "planned maintenance",
+        "startsAt": "2026-12-02T07:00:00Z",
+        "endsAt": "2026-12-02T09:00:00Z",
+    }
+
+
+ROLLBACK = ("rollout_action", "rollback", False, True)
+
+
+@pytest.mark.parametrize(
+    "matchers",
+    [
+        [ROLLBACK],  # the documented maintenance silence
+        [ROLLBACK, ("version", VERSION, False, True)],
+        [("rollout_action", "roll.*", True, True)],
+        [("alertname", "MsgrouteLatencyAboveTrigger", False, True)],
+        [("alertname", "Msgroute.+", True, True)],
+        [("severity", "critical", False, True)],  # another label: it may match, so it may pause
+        [("rollout_action", "hold", False, False)],  # rollout_action != hold
+    ],
+)
+def test_an_active_silence_that_may_match_a_rollback_alert_pauses_the_guard(matchers):
+    assert gr.pauses_guard(silence(*matchers), VERSION)
+
+
+@pytest.mark.parametrize(
+    "matchers",
+    [
+        [("rollout_action", "hold", False, True)],
+        [ROLLBACK, ("version", "1.9.0", False, True)],  # another release's alerts
+        [("alertname", "DiskAlmostFull", False, True)],
+        [("rollout_action", "rollback", False, False)],  # rollout_action != rollback
+        [("rollout_action", "(", True, True)],  # a regex Alertmanager would refuse matches nothing
+    ],
+)
+def test_a_silence_that_cannot_match_a_rollback_alert_does_not(matchers):
+    assert not gr.pauses_guard(silence(*matchers), VERSION)
+
+
+@pytest.mark.parametrize("state", ["expired", "pending", None])
+def test_only_an_active_silence_pauses(state):
+    assert not gr.pauses_guard(silence(ROLLBACK, state=state), VERSION)
+
+
+def test_the_summary_shows_matchers_as_amtool_writes_them():
+    found = gr.pausing_silences(
+        [silence(ROLLBACK, ("version", "2\\..*", True, True), ("phase", "shadow", False, False))], VERSION
+    )
+    assert found == [
+        {
+            "id": "5e1",
+            "matchers": "rollout_action=rollback, version=~2\\..*, phase!=shadow",
+            "created_by": "ops",
+            "comment": "planned maintenance",
+            "ends_at": "2026-12-02T09:00:00Z",
+        }
+    ]
+
+
+@pytest.mark.parametrize("value", [None, "silences", {"id": "x"}, 3])
+def test_silences_must_be_alertmanagers_list(value):
+    with pytest.raises(ValueError, match="silences must be a list"):
+        gr.pausing_silences(value)
+
+
+def test_items_that_are_no_silence_are_skipped():
+    assert gr.pausing_silences([None, "x", {"status": "active"}, silence(ROLLBACK, state="expired")]) == []
