@@ -17,28 +17,27 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 import requests
 
 from tests.support import BIN, RESULTS, ROOT
-from tests.support.metrics import scrape
 from tests.support.monitoring import alert, webhook
 from tests.support.playbooks import PlaybookRun
 from tests.support.rollout import (
     DATA_DIR,
     INVENTORY,
-    NEW_ROUTER_PORTS,
+    all_legacy,
     fresh_start,
     guard_record,
+    lb_weights,
     load,
-    route,
     run_playbook,
+    set_faults,
+    wait_for,
 )
 
-LB_METRICS = "http://127.0.0.1:9145/metrics"
 ALERT = "MsgrouteLatencyAboveTrigger"
 GUARD_URL = "http://127.0.0.1:19146/_msgroute/guard"
 STATE = DATA_DIR / "lb" / "state.json"
@@ -48,27 +47,8 @@ ADMIN_TOKEN = secrets.token_urlsafe(24)
 GUARD_WAIT = 120
 
 
-def lb_weights() -> tuple[float, float]:
-    metrics = scrape(LB_METRICS)
-    return metrics.value("msgroute_lb_new_weight"), metrics.value("msgroute_lb_shadow_percent")
-
-
-def wait_for(condition: Callable[[], Any], seconds: float, what: str) -> Any:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"{what}: not seen within {seconds} s")
-
-
 def state() -> dict[str, Any]:
     return json.loads(STATE.read_text())
-
-
-def one_line(run: PlaybookRun) -> str:
-    return " ".join(run.output.split())
 
 
 def fire_guard(phase: str) -> None:
@@ -91,25 +71,6 @@ def lb_answers() -> bool:
         return False
 
 
-def set_faults(**faults: Any) -> None:
-    for port in NEW_ROUTER_PORTS:
-        answer = requests.put(
-            f"http://127.0.0.1:{port}/admin/faults",
-            json={"enabled": True, **faults},
-            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-            timeout=5,
-        )
-        assert answer.status_code == 200, answer.text
-
-
-def all_legacy(prefix: str, n: int = 50) -> None:
-    for i in range(n):
-        answer = route(f"{prefix}-{i}")
-        assert answer.status_code == 200
-        assert answer.headers["X-Msgroute-Pool"] == "legacy"
-        assert answer.headers["X-Router-Version"] == "legacy"
-
-
 @pytest.fixture(scope="module")
 def after_partial():
     """partial 50 % passed and its playbook ended; then +100 ms at run time, nothing of ours running."""
@@ -122,11 +83,11 @@ def after_partial():
         assert partial.returncode == 0, partial.output[-4000:]
         assert lb_weights() == (50, 0)
         assert guard_record() is None
-        set_faults(latency_ms=100)
+        set_faults(ADMIN_TOKEN, latency_ms=100)
         record = wait_for(guard_record, GUARD_WAIT, "a guard rollback after +100 ms")
         weights = wait_for(lambda: lb_weights() == (0, 0), 10, "weight and shadow 0 on the lb")
         time.sleep(3)  # a few seconds of legacy-only traffic in the clients' figures
-    set_faults(latency_ms=0)
+    set_faults(ADMIN_TOKEN, latency_ms=0)
     return {"record": record, "weights": weights, "clients": seen.summary, "partial": partial}
 
 
@@ -170,7 +131,7 @@ def test_the_next_promotion_is_refused_with_the_guards_reason(after_partial, pla
         playbook, "-e", "rollout_weight=75" if playbook == "partial.yml" else "rollout_force=true"
     )
     assert run.returncode != 0
-    out = one_line(run)
+    out = run.flat
     phase = playbook.removesuffix(".yml")
     assert f"refusing {phase} of 2.0.0: rolled back by guard: MsgrouteLatencyAboveTrigger (" in out
     assert "run shadow.yml to start again" in out
@@ -182,7 +143,7 @@ def test_the_next_promotion_is_refused_with_the_guards_reason(after_partial, pla
 def test_status_reports_the_guard_rollback_and_fails(after_partial):
     run = run_playbook("status.yml")
     assert run.returncode != 0
-    out = one_line(run)
+    out = run.flat
     assert "rolled back by guard: MsgrouteLatencyAboveTrigger (" in out
     assert "DECISION: rolled back by guard: " in out and "from partial 50% to legacy" in out
 
@@ -222,10 +183,10 @@ def killed():
         finally:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=30)
-        set_faults(error_rate_by_class={"strategic": 1.0})
+        set_faults(ADMIN_TOKEN, error_rate_by_class={"strategic": 1.0})
         record = wait_for(guard_record, GUARD_WAIT, "a guard rollback after a class fails")
         wait_for(lambda: lb_weights() == (0, 0), 10, "weight and shadow 0 on the lb")
-    set_faults(error_rate_by_class={"strategic": 0.0})
+    set_faults(ADMIN_TOKEN, error_rate_by_class={"strategic": 0.0})
     return {"record": record, "clients": seen.summary}
 
 
@@ -257,7 +218,7 @@ def test_a_run_in_progress_stops_at_its_next_step_with_the_reason(killed):
         worker.join(timeout=900)
     run = result["run"]
     assert run.returncode != 0
-    out = one_line(run)
+    out = run.flat
     assert (
         "STOPPED partial at 25%: rolled back by guard: MsgrouteLatencyAboveTrigger (81.2ms vs 65ms) at "
         in out

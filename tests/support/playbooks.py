@@ -34,6 +34,11 @@ class PlaybookRun:
             raise AssertionError(f"no recap for {host}:\n{self.output[-3000:]}")
         return self.recap[host]["changed"]
 
+    @property
+    def flat(self) -> str:
+        """The output on one line, every run of whitespace one space (a message wrapped by the callback)."""
+        return " ".join(self.output.split())
+
     def gate_lines(self) -> list[str]:
         """The verdict lines the playbooks print ("GATE <phase> <weight>%: <verdict> - <message>")."""
         lines = [line[line.find("GATE ") :] for line in self.output.splitlines() if "GATE " in line]

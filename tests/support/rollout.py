@@ -11,7 +11,8 @@ import json
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,7 @@ NEW_ROUTER_PORTS = (18081, 18082)
 DATA_DIR = Path("/var/lib/msgroute-rollout/local")
 # The guard's record on the lb (role traffic; rollout_state_dir/guard).
 GUARD_RECORD = DATA_DIR / "lb" / "guard" / "guard.json"
+LB_METRICS = "http://127.0.0.1:9145/metrics"
 
 
 def run_playbook(name: str, *args: str, inventory: str = INVENTORY, timeout: float = 1200) -> PlaybookRun:
@@ -94,3 +96,41 @@ def fresh_start() -> None:
     assert destroyed.returncode == 0, destroyed.output[-3000:]
     prepared = run_playbook("prepare.yml")
     assert prepared.returncode == 0, prepared.output[-3000:]
+
+
+def lb_weights() -> tuple[float, float]:
+    """(new weight, shadow percent) the lb serves with, from its own metrics."""
+    metrics = scrape(LB_METRICS)
+    return metrics.value("msgroute_lb_new_weight"), metrics.value("msgroute_lb_shadow_percent")
+
+
+def wait_for(condition: Callable[[], Any], seconds: float, what: str) -> Any:
+    """Poll ``condition`` every 0.5 s until it returns something true (returned), at most ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"{what}: not seen within {seconds} s")
+
+
+def set_faults(admin_token: str, **faults: Any) -> None:
+    """Switch faults on in every new router at run time (their admin endpoint, deployed with the token)."""
+    for port in NEW_ROUTER_PORTS:
+        answer = requests.put(
+            f"http://127.0.0.1:{port}/admin/faults",
+            json={"enabled": True, **faults},
+            headers={"Authorization": f"Bearer {admin_token}"},
+            timeout=5,
+        )
+        assert answer.status_code == 200, answer.text
+
+
+def all_legacy(prefix: str, n: int = 30) -> None:
+    """``n`` messages through the lb, every one answered 200 by legacy."""
+    for i in range(n):
+        answer = route(f"{prefix}-{i}")
+        assert answer.status_code == 200
+        assert answer.headers["X-Msgroute-Pool"] == "legacy"
+        assert answer.headers["X-Router-Version"] == "legacy"

@@ -178,3 +178,28 @@ def test_status_says_where_the_guard_is_blind(site):
     assert BLIND_LB1 in out
     assert "lb2: no rollback by the guard stands" in out
     assert "guard blind on" not in out and "rolled back by guard" not in out
+
+
+def test_status_says_the_guard_is_blind_when_its_prometheus_and_alertmanager_do_not_answer(site):
+    # A monitoring host whose Prometheus and Alertmanager ports refuse: the guard's chain cannot act. With
+    # live traffic on the new pool, status fails and says where (their real answers: tests/integration).
+    hosts = json.loads((site / "hosts.yml").read_text())
+    hosts["all"]["vars"]["rollout_monitoring_password"] = "unit-test-monitoring-password"
+    hosts["all"]["children"]["monitoring"] = {
+        "hosts": {
+            "mon1": {
+                "monitoring_listen_port": free_port(),
+                "monitoring_alertmanager_listen_port": free_port(),
+            }
+        }
+    }
+    (site / "hosts.yml").write_text(json.dumps(hosts))
+    lbs(site, lb1=nginx(None, new_weight=50), lb2=nginx(None, new_weight=50))
+    for lb in ("lb1", "lb2"):
+        history(site, lb, passed("shadow", 0), passed("partial", 50))
+    done = play(site, str(ROOT / "playbooks/status.yml"))
+    assert done.returncode != 0
+    out = " ".join(done.stdout.split())
+    assert "mon1 (Prometheus, Alertmanager): 'guard blind: Prometheus on mon1:" in out, done.stdout[-4000:]
+    assert "Alertmanager on mon1:" in out and "does not answer" in out
+    assert "guard blind on mon1 while the new pool has traffic" in out
