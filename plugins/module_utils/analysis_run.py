@@ -26,7 +26,10 @@ from ansible_collections.msgroute.rollout.plugins.module_utils.measurement impor
     Measurement,
 )
 from ansible_collections.msgroute.rollout.plugins.module_utils.prometheus import check_window
-from ansible_collections.msgroute.rollout.plugins.module_utils.thresholds import resolve_thresholds
+from ansible_collections.msgroute.rollout.plugins.module_utils.thresholds import (
+    Thresholds,
+    resolve_thresholds,
+)
 
 
 @dataclass(frozen=True)
@@ -290,3 +293,47 @@ def evaluate_run(measurements: Sequence[Measurement], run: AnalysisRun) -> RunRe
 def should_stop(measurements: Sequence[Measurement], run: AnalysisRun) -> bool:
     """True as soon as the run's verdict is decided, so the caller stops measuring (and sleeping)."""
     return evaluate_run(measurements, run).verdict != RUNNING
+
+
+def _limits(run: AnalysisRun) -> str:
+    """The run's Argo limits, in their own names (a failure limit of -1 is said as off)."""
+    limits = [
+        "failure_limit off" if run.failure_limit < 0 else f"failure_limit {run.failure_limit}",
+        f"inconclusive_limit {run.inconclusive_limit}",
+        f"consecutive_error_limit {run.consecutive_error_limit}",
+    ]
+    if run.consecutive_success_limit:
+        limits.append(f"consecutive_success_limit {run.consecutive_success_limit}")
+    return ", ".join(limits)
+
+
+def _criteria(thresholds: Thresholds) -> tuple[str, str]:
+    """What a measurement reads and what it must satisfy, e.g. ("p95 latency, success rate and memory",
+    "p95 <= 48 ms, success >= 99 %, memory <= 128 MB")."""
+    figures = ["p95 latency", "success rate"]
+    limits = [f"p95 <= {fmt(thresholds.max_p95_ms)} ms", f"success >= {fmt(thresholds.min_success_rate)} %"]
+    if thresholds.max_memory_mb is not None:
+        figures.append("memory")
+        limits.append(f"memory <= {fmt(thresholds.max_memory_mb)} MB")
+    if thresholds.max_open_breakers is not None:
+        figures.append("open breakers")
+        limits.append(f"open breakers <= {thresholds.max_open_breakers}")
+    return ", ".join(figures[:-1]) + " and " + figures[-1], ", ".join(limits)
+
+
+def plan_message(run: AnalysisRun, thresholds: Thresholds, source: str, judge: str = "") -> str:
+    """What a gate would do, said before (or instead of) doing it: the gate's line in check mode.
+
+    ``source`` names where the figures would come from (``2 /metrics targets``, ``Prometheus at <url>, window
+    60s``), ``judge`` the baseline comparison when there is one. Always ends with "not measured", and never
+    names a verdict: nothing was measured. Pure; no I/O.
+    """
+    figures, limits = _criteria(thresholds)
+    delay = f" after {fmt(run.initial_delay)} s" if run.initial_delay else ""
+    times = "once" if run.count == 1 else f"{run.count} times"
+    return (
+        f"would measure {figures} of the new pool ({source}) every {fmt(run.interval)} s, {times}{delay}, "
+        f"against {limits}, at least {thresholds.min_requests} requests a measurement ({_limits(run)})"
+        + (f"; {judge}" if judge else "")
+        + "; not measured"
+    )

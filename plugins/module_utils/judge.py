@@ -230,6 +230,15 @@ def resolve_judge(
     return judge_config(options, provider)
 
 
+def judge_plan(config: JudgeConfig) -> str:
+    """What the judge would compare, for a gate that says what it would do (check mode). Pure."""
+    period = "at the same moments" if config.baseline_period == DURING else "just before the run"
+    return (
+        f"would judge it against legacy {period} (Mann-Whitney, alpha {config.alpha:g}, "
+        f"pass score {config.pass_score:g})"
+    )
+
+
 _BOOLEANS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
 
 

@@ -43,6 +43,8 @@ FAILED = "Failed"
 INCONCLUSIVE = "Inconclusive"
 ERROR = "Error"
 RUNNING = "Running"
+# Not a verdict: what a gate in check mode returns, having measured nothing (rollout_analysis).
+NOT_MEASURED = "NotMeasured"
 VERDICTS = (SUCCESSFUL, FAILED, INCONCLUSIVE, ERROR)
 
 QUANTILE = 0.95

@@ -33,6 +33,13 @@ MAX_INSTANCES = 1000
 MAX_LEGACY_WINDOW_S = 7 * 24 * 3600
 # The guard's bearer token: long enough not to be guessed, and sendable as one HTTP header word.
 MIN_GUARD_TOKEN_LENGTH = 16
+# status.yml's watch (rollout_status_watch, Argo's `get rollout --watch`): a look every 1 s to 1 h, for at
+# most a day, at most MAX_WATCH_LOOKS looks (a look a minute for a day). Each look is one item of an include
+# loop, and Ansible expands every item of such a loop before it runs the first: their number must stay small.
+MAX_WATCH_EVERY_S = 3600
+MAX_WATCH_FOR_S = 24 * 3600
+DEFAULT_WATCH_FOR_S = 300
+MAX_WATCH_LOOKS = 1441
 
 
 class PlanError(ValueError):
@@ -162,6 +169,31 @@ def check_monitoring(hosts: Any, user: Any, password: Any) -> list[str]:
     return problems
 
 
+def check_watch(every: Any, for_seconds: Any = DEFAULT_WATCH_FOR_S) -> dict[str, int]:
+    """status.yml's watch: ``every`` seconds between looks (0: one look), for ``for_seconds`` at most.
+
+    Returns ``every_s``, ``for_s`` and ``looks`` - the most looks that fit: one at 0 s, then one every
+    ``every_s`` while that is within ``for_s``. ValueError names the setting and its range.
+    """
+    every_s = whole_number("rollout_status_watch", every, 0, MAX_WATCH_EVERY_S)
+    for_s = whole_number("rollout_status_watch_for", for_seconds, 1, MAX_WATCH_FOR_S)
+    if every_s == 0:
+        return {"every_s": 0, "for_s": for_s, "looks": 1}
+    if for_s < every_s:
+        raise ValueError(
+            f"rollout_status_watch_for: {for_s} s is shorter than rollout_status_watch ({every_s} s), "
+            "so the watch would end before its second look"
+        )
+    looks = for_s // every_s + 1
+    if looks > MAX_WATCH_LOOKS:
+        raise ValueError(
+            f"rollout_status_watch_for: a look every {every_s} s for {for_s} s is {looks} looks, more than "
+            f"{MAX_WATCH_LOOKS}; look less often (rollout_status_watch >= "
+            f"{-(-for_s // (MAX_WATCH_LOOKS - 1))}) or for less time"
+        )
+    return {"every_s": every_s, "for_s": for_s, "looks": looks}
+
+
 def _not_stricter(phase: str, gate: Mapping[str, Any], problems: list[str]) -> None:
     if gate["thresholds"] is None or gate["triggers"] is None:
         return  # already refused, named
@@ -224,7 +256,8 @@ def plan_run(phase: str, settings: Mapping[str, Any]) -> dict[str, Any]:
     ``ports`` (name to value), ``lb_hosts`` (how many the inventory has) and ``guard_token``
     (rollout_guard_token, required with lb hosts: the guard in their nginx refuses every webhook without one),
     ``monitoring_hosts`` (how many), ``monitoring_user`` and ``monitoring_password`` (never in the plan),
-    ``legacy_window`` (seconds full.yml keeps legacy able to take traffic back, guarded, before retiring it).
+    ``legacy_window`` (seconds full.yml keeps legacy able to take traffic back, guarded, before retiring it),
+    ``status_watch`` and ``status_watch_for`` (status.yml's watch, ``check_watch``; the plan's ``watch``).
 
     The plan holds the steps to take and, per phase, the gate's resolved thresholds and analysis settings,
     the resolved rollback triggers and the baseline judge (``gates``): status.yml and validate.yml measure
@@ -287,6 +320,12 @@ def plan_run(phase: str, settings: Mapping[str, Any]) -> dict[str, Any]:
     )
     window = settings.get("legacy_window", 0)
     legacy_window = _collect(problems, whole_number, "rollout_legacy_window", window, 0, MAX_LEGACY_WINDOW_S)
+    watch = _collect(
+        problems,
+        check_watch,
+        settings.get("status_watch", 0),
+        settings.get("status_watch_for", DEFAULT_WATCH_FOR_S),
+    )
     steps = [{"phase": phase, **step} for step in _steps(phase, settings, problems)]
     if problems:
         raise PlanError(problems)
@@ -296,4 +335,5 @@ def plan_run(phase: str, settings: Mapping[str, Any]) -> dict[str, Any]:
         "gates": gates,
         "alerting": alerting,
         "legacy_window": legacy_window,
+        "watch": watch,
     }

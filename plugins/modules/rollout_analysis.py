@@ -25,7 +25,11 @@ description:
     and C(docs/analysis.md) in the collection.
   - The task fails unless the verdict is V(Successful); the result then still carries every measurement,
     so a rescue block can write down the rollback decision.
-  - The module only reads, so it runs unchanged in check mode and never reports a change.
+  - The module only reads and never reports a change. In check mode it measures nothing - a playbook in
+    check mode has not applied the step the gate is for, so any figure would be of the traffic in force, not
+    of the step - and it does not fail; it checks every option as a real run does and returns RV(verdict)
+    V(NotMeasured), RV(measured) V(false), no measurements and, in RV(message), what it would measure, how
+    often and against which thresholds.
 author:
   - msgroute.rollout developers (!UNKNOWN)
 requirements:
@@ -277,7 +281,10 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: Measurements are always taken, also in check mode, since nothing is changed.
+    details:
+      - Nothing is measured in check mode - no target is scraped and Prometheus is not asked. The options are
+        checked as in a real run (a bad setting fails the task), and the result says what the gate would do
+        (RV(verdict=NotMeasured), RV(measured=false), RV(message)); never V(Successful) or V(Failed).
   diff_mode:
     support: none
 notes:
@@ -368,14 +375,25 @@ EXAMPLES = r"""
 
 RETURN = r"""
 verdict:
-  description: Outcome of the run; with the judge on, the worse of the thresholds' and the judge's verdict.
+  description:
+    - Outcome of the run; with the judge on, the worse of the thresholds' and the judge's verdict.
+    - V(NotMeasured) in check mode, which measures nothing; it is not a verdict and the task does not fail.
   returned: always
   type: str
   sample: Failed
+measured:
+  description: Whether measurements were taken - V(false) in check mode only.
+  returned: always
+  type: bool
+  sample: true
+  version_added: "0.2.0"
 message:
-  description: One line naming the deciding rule and, unless successful, the metric, threshold and measured
-    value of the measurements behind it; with the judge on, also the judge's verdict (when it fails, the
-    judged metric, its p-value and effect).
+  description:
+    - One line naming the deciding rule and, unless successful, the metric, threshold and measured value of
+      the measurements behind it; with the judge on, also the judge's verdict (when it fails, the judged
+      metric, its p-value and effect).
+    - In check mode, what the gate would measure, how often and against which thresholds, ending with
+      C(not measured).
   returned: always
   type: str
   sample: "Failed: failed (1) > failure_limit (0); measurement 2/2: p95 latency 83.1 ms > threshold 48 ms"
@@ -538,6 +556,7 @@ from ansible_collections.msgroute.rollout.plugins.module_utils.analysis_run impo
     ANALYSIS_FIELDS,
     AnalysisRun,
     evaluate_run,
+    plan_message,
     run_settings,
     should_stop,
 )
@@ -549,6 +568,7 @@ from ansible_collections.msgroute.rollout.plugins.module_utils.judge import (
     PoolTotals,
     combine_verdicts,
     combined_message,
+    judge_plan,
     judge_pools,
     pool_queries,
     prometheus_totals,
@@ -557,6 +577,7 @@ from ansible_collections.msgroute.rollout.plugins.module_utils.judge import (
     scrape_totals,
 )
 from ansible_collections.msgroute.rollout.plugins.module_utils.measurement import (
+    NOT_MEASURED,
     SUCCESSFUL,
     Measurement,
     MetricNames,
@@ -818,6 +839,22 @@ def main(
     }
     if prometheus:
         result.update(window=window, queries=queries)
+    if module.check_mode:
+        # The step this gate is for was not applied: any figure would be of the traffic in force. Say what
+        # would be measured, measure nothing, decide nothing.
+        source = (
+            f"Prometheus at {params['prometheus_url']}, window {window}"
+            if prometheus
+            else f"{len(params['targets'])} /metrics target(s)"
+        )
+        module.exit_json(
+            verdict=NOT_MEASURED,
+            measured=False,
+            message=plan_message(run, thresholds, source, judge_plan(judge) if judge else ""),
+            measurements=[],
+            counts=dict.fromkeys(COUNT_FIELDS, 0),
+            **result,
+        )
     delay_started = clock()
     sleep(run.initial_delay)
     pools = None if judge is None else {"new": PoolTotals(), "legacy": PoolTotals()}
@@ -844,6 +881,7 @@ def main(
             result["judge"]["queries"] = judge_queries
     result.update(
         verdict=verdict,
+        measured=True,
         message=message,
         measurements=outcome.history,
         counts={key: getattr(outcome, key) for key in COUNT_FIELDS},

@@ -102,6 +102,20 @@ options:
     type: raw
     default: 0
     version_added: "0.2.0"
+  status_watch:
+    description:
+      - C(rollout_status_watch), seconds between two looks of status.yml's watch; V(0) is one look, no watch.
+        A whole number from 0 to 3600.
+    type: raw
+    default: 0
+    version_added: "0.2.0"
+  status_watch_for:
+    description:
+      - C(rollout_status_watch_for), seconds status.yml watches at most; a whole number from 1 to 86400, at
+        least O(status_watch), and at most 1441 looks (O(status_watch_for) / O(status_watch) + 1).
+    type: raw
+    default: 300
+    version_added: "0.2.0"
   monitoring_hosts:
     description: Number of hosts in the inventory's C(monitoring) group.
     type: int
@@ -170,6 +184,8 @@ plan:
             failovers: 3m, shadow_failures: 3m, lb_metrics: 2m}
       leak_lookback: 30m
       leak_horizon: 1h
+    legacy_window: 600
+    watch: {every_s: 5, for_s: 300, looks: 61}
 problems:
   description: Every refused setting, one line each.
   returned: failure
@@ -199,6 +215,8 @@ SETTINGS = (
     "monitoring_user",
     "monitoring_password",
     "legacy_window",
+    "status_watch",
+    "status_watch_for",
 )
 
 
@@ -224,6 +242,8 @@ def main() -> None:
             "monitoring_user": {"type": "str"},
             "monitoring_password": {"type": "str", "no_log": True},
             "legacy_window": {"type": "raw", "default": 0},
+            "status_watch": {"type": "raw", "default": 0},
+            "status_watch_for": {"type": "raw", "default": 300},
         },
         supports_check_mode=True,
     )

@@ -7,6 +7,7 @@ import pytest
 from ansible_collections.msgroute.rollout.plugins.module_utils.analysis_run import (
     AnalysisRun,
     evaluate_run,
+    plan_message,
     should_stop,
     validate_phase_settings,
 )
@@ -17,6 +18,7 @@ from ansible_collections.msgroute.rollout.plugins.module_utils.measurement impor
     RUNNING,
     SUCCESSFUL,
 )
+from ansible_collections.msgroute.rollout.plugins.module_utils.thresholds import resolve_thresholds
 from gate_samples import errored, failed_p95, inconclusive, ok
 
 
@@ -255,3 +257,30 @@ def test_validate_phase_settings_refuses_an_unknown_phase() -> None:
     assert validate_phase_settings("canary", {}, {}) == [
         "phase: unknown phase 'canary'; expected one of shadow, partial, full"
     ]
+
+
+# ------------------------------------------------------------------ what a gate would do (check mode)
+
+
+def test_plan_message_says_what_would_be_measured_and_names_no_verdict() -> None:
+    run = AnalysisRun(count=3, interval=5)
+    message = plan_message(run, resolve_thresholds("partial"), "1 /metrics target(s)")
+    assert message == (
+        "would measure p95 latency, success rate and memory of the new pool (1 /metrics target(s)) "
+        "every 5 s, 3 times, against p95 <= 48 ms, success >= 99 %, memory <= 128 MB, at least 20 requests a "
+        "measurement (failure_limit 0, inconclusive_limit 0, consecutive_error_limit 4); not measured"
+    )
+    assert not any(verdict in message for verdict in (SUCCESSFUL, FAILED, INCONCLUSIVE, ERROR))
+
+
+def test_plan_message_names_the_streak_the_judge_and_a_failure_limit_that_is_off() -> None:
+    run = AnalysisRun(
+        count=1, interval=0.5, initial_delay=1.25, failure_limit=-1, consecutive_success_limit=1
+    )
+    thresholds = resolve_thresholds("shadow", {"max_memory_mb": None, "min_requests": 5})
+    message = plan_message(run, thresholds, "Prometheus at http://p:9090, window 5s", "would judge it")
+    assert message.startswith("would measure p95 latency and success rate of the new pool (Prometheus at")
+    assert "every 0.5 s, once after 1.25 s, against p95 <= 45 ms, success >= 98.5 %, at least 5" in message
+    limits = "failure_limit off, inconclusive_limit 0, consecutive_error_limit 4, consecutive_success_limit 1"
+    assert f"({limits})" in message
+    assert message.endswith("; would judge it; not measured")

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from ansible_collections.msgroute.rollout.plugins.module_utils.plan import PlanError, plan_run, whole_number
+from ansible_collections.msgroute.rollout.plugins.module_utils.plan import (
+    PlanError,
+    check_watch,
+    plan_run,
+    whole_number,
+)
 
 GOOD = {
     "weight": None,
@@ -404,3 +409,53 @@ def test_a_bad_post_promotion_window_is_refused(window):
         )
         for p in problems
     ), problems
+
+
+# ------------------------------------------------------------------------------ status.yml's watch
+
+
+@pytest.mark.parametrize(
+    ("every", "bound", "expected"),
+    [
+        (0, 300, {"every_s": 0, "for_s": 300, "looks": 1}),
+        ("5", "300", {"every_s": 5, "for_s": 300, "looks": 61}),
+        (7, 20, {"every_s": 7, "for_s": 20, "looks": 3}),
+        (3600, 3600, {"every_s": 3600, "for_s": 3600, "looks": 2}),
+        (60, 86400, {"every_s": 60, "for_s": 86400, "looks": 1441}),
+        (1, 1440, {"every_s": 1, "for_s": 1440, "looks": 1441}),
+    ],
+)
+def test_the_watch_plans_the_looks_that_fit_in_its_bound(every, bound, expected):
+    assert check_watch(every, bound) == expected
+    assert plan_run("status", {**GOOD, "status_watch": every, "status_watch_for": bound})["watch"] == expected
+
+
+def test_by_default_status_looks_once():
+    assert plan_run("status", GOOD)["watch"] == {"every_s": 0, "for_s": 300, "looks": 1}
+
+
+@pytest.mark.parametrize(
+    ("every", "bound", "problem"),
+    [
+        (-1, 300, "rollout_status_watch: must be from 0 to 3600, got -1"),
+        (3601, 86400, "rollout_status_watch: must be from 0 to 3600, got 3601"),
+        (0.5, 300, "rollout_status_watch: expected a whole number from 0 to 3600, got 0.5"),
+        ("often", 300, "rollout_status_watch: expected a whole number from 0 to 3600, got 'often'"),
+        (5, 0, "rollout_status_watch_for: must be from 1 to 86400, got 0"),
+        (5, 86401, "rollout_status_watch_for: must be from 1 to 86400, got 86401"),
+        (5, None, "rollout_status_watch_for: expected a whole number from 1 to 86400, got None"),
+        (10, 9, "rollout_status_watch_for: 9 s is shorter than rollout_status_watch (10 s), so the watch"),
+        (
+            59,
+            86400,
+            "rollout_status_watch_for: a look every 59 s for 86400 s is 1465 looks, more than 1441; "
+            "look less often (rollout_status_watch >= 60) or for less time",
+        ),
+        (1, 1441, "a look every 1 s for 1441 s is 1442 looks, more than 1441; look less often (rollout_sta"),
+    ],
+)
+def test_a_watch_out_of_range_is_refused_naming_the_setting(every, bound, problem):
+    with pytest.raises(ValueError, match=r"^rollout_status_watch") as caught:
+        check_watch(every, bound)
+    assert problem in str(caught.value)
+    assert any(problem in p for p in refused("status", status_watch=every, status_watch_for=bound))

@@ -214,14 +214,74 @@ def test_consecutive_success_limit_stops_early(capsys: pytest.CaptureFixture) ->
     assert sleeper.slept == [0.0, 2.5, 2.5]
 
 
-def test_check_mode_measures_all_the_same(capsys: pytest.CaptureFixture) -> None:
+def test_a_real_run_says_it_measured(capsys: pytest.CaptureFixture) -> None:
     fleet = Fleet({R1: Router([Traffic(100)])})
+    args = {"phase": "partial", "targets": [R1], "count": 1}
+    rc, result = run_module(args, capsys, fetch_text=fleet.fetch_text)
+    assert (rc, result["verdict"], result["measured"]) == (0, "Successful", True)
+
+
+# ------------------------------------------------------------------------------------------ check mode
+
+
+def test_check_mode_measures_nothing_and_says_what_it_would_measure(capsys: pytest.CaptureFixture) -> None:
+    # A check-mode step never applied its weight: figures taken now would be of the traffic in force.
+    fleet = Fleet({R1: Router([]), R2: Router([])})
+    sleeper = Sleeper()
     rc, result = run_module(
-        {"phase": "partial", "targets": [R1], "count": 1, "_ansible_check_mode": True},
+        web_args(interval=5, count=3, initial_delay=2, failure_limit=1, _ansible_check_mode=True),
         capsys,
         fetch_text=fleet.fetch_text,
+        sleep=sleeper,
     )
-    assert (rc, result["verdict"], result["changed"]) == (0, "Successful", False)
+    assert (rc, result["changed"], result.get("failed", False)) == (0, False, False)
+    assert (result["verdict"], result["measured"]) == ("NotMeasured", False)
+    assert result["measurements"] == [] and set(result["counts"].values()) == {0}
+    assert fleet.calls == [] and sleeper.slept == [], "nothing scraped, nothing waited for"
+    assert result["message"] == (
+        "would measure p95 latency, success rate and memory of the new pool (2 /metrics target(s)) every 5 s,"
+        " 3 times after 2 s, against p95 <= 48 ms, success >= 99 %, memory <= 128 MB, at least 20 requests a"
+        " measurement (failure_limit 1, inconclusive_limit 0, consecutive_error_limit 4); not measured"
+    )
+    assert result["thresholds"]["max_p95_ms"] == 48.0
+
+
+def test_check_mode_with_prometheus_and_the_judge_names_both(capsys: pytest.CaptureFixture) -> None:
+    prometheus = FakePrometheus({})
+    rc, result = run_module(
+        {
+            "phase": "full",
+            "provider": "prometheus",
+            "prometheus_url": "http://prometheus:9090",
+            "selector": {"pool": "new"},
+            "baseline_selector": {"pool": "legacy"},
+            "judge": {"baseline_period": "before"},
+            "thresholds": {"max_memory_mb": None, "max_open_breakers": 0},
+            "count": 1,
+            "_ansible_check_mode": True,
+        },
+        capsys,
+        fetch_json=prometheus.fetch_json,
+    )
+    assert (rc, result["verdict"]) == (0, "NotMeasured")
+    assert prometheus.calls == []
+    assert result["queries"]["requests"].startswith("sum(increase(msgroute_requests_total")
+    message = result["message"]
+    assert "p95 latency, success rate and open breakers of the new pool (Prometheus at" in message
+    assert "http://prometheus:9090, window 60s) every 10 s, once, against p95 <= 50 ms" in message
+    assert "memory" not in message and "open breakers <= 0" in message
+    judge = "would judge it against legacy just before the run (Mann-Whitney, alpha 0.05, pass score 95)"
+    assert f"; {judge}" in message
+    assert "Successful" not in message and "Failed" not in message
+    assert message.endswith("; not measured")
+
+
+def test_check_mode_still_refuses_bad_settings(capsys: pytest.CaptureFixture) -> None:
+    rc, result = run_module(
+        web_args(count=1, failure_limit=2, _ansible_check_mode=True), capsys, fetch_text=Fleet({}).fetch_text
+    )
+    assert rc == 1
+    assert result["msg"].startswith("count: 1 must be >= failure_limit + consecutive_success_limit")
 
 
 # ---------------------------------------------------------------------------------------------- inputs
