@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -27,8 +26,9 @@ import pytest
 import requests
 
 from tests.support.metrics import scrape
-from tests.support.monitoring import LOCAL_PROMETHEUS, local_auth
+from tests.support.monitoring import LOCAL_ALERTMANAGER, LOCAL_PROMETHEUS, ready
 from tests.support.playbooks import PlaybookRun
+from tests.support.processes import answers, docker
 from tests.support.rollout import (
     DATA_DIR,
     NEW_ROUTER_PORTS,
@@ -47,7 +47,6 @@ ADMIN_TOKEN = secrets.token_urlsafe(24)
 TOKEN = ["-e", f"router_admin_token={ADMIN_TOKEN}"]
 SINK = "msgroute-guard-sink"
 SINK_CONTROL = "http://127.0.0.1:19201"
-ALERTMANAGER = "http://127.0.0.1:19093"
 # Bounded waits for behaviour (local rules fire after seconds; Alertmanager waits 1 s): generous, never timed.
 GUARD_WAIT = 120
 
@@ -62,17 +61,6 @@ def released(*extra: str, weight: int = 50) -> None:
     assert guard_record() is None
 
 
-def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["docker", *args], check=check, capture_output=True, text=True, timeout=120)
-
-
-def answers(url: str, auth: bool = True) -> bool:
-    try:
-        return requests.get(url, auth=local_auth() if auth else None, timeout=2).status_code == 200
-    except requests.RequestException:
-        return False
-
-
 @pytest.fixture(scope="module", autouse=True)
 def world() -> Iterator[None]:
     fresh_start()
@@ -80,9 +68,7 @@ def world() -> Iterator[None]:
     # Whatever a scenario stopped or started, the next module finds the rehearsal's world.
     docker("rm", "-f", SINK, check=False)
     docker("start", "msgroute-prometheus", "msgroute-alertmanager", check=False)
-    wait_for(
-        lambda: answers(f"{LOCAL_PROMETHEUS}/-/ready") and answers(f"{ALERTMANAGER}/-/ready"), 60, "ready"
-    )
+    wait_for(lambda: ready(LOCAL_PROMETHEUS) and ready(LOCAL_ALERTMANAGER), 60, "ready")
 
 
 # ------------------------------------------------------------------------------ a breaker held open
@@ -101,7 +87,7 @@ def breaker_open() -> dict[str, Any]:
         "--cap-drop", "ALL", "--security-opt", "no-new-privileges", image,
         "python", "-m", "router_app.sink", "--host", "0.0.0.0", "--port", "9001", "--name", "sink",
     )  # fmt: skip
-    wait_for(lambda: answers(f"{SINK_CONTROL}/health", auth=False), 30, "the sink")
+    wait_for(lambda: answers(f"{SINK_CONTROL}/health"), 30, "the sink")
     deliver = f"http://{SINK}:9001/deliver"
     destinations = json.dumps({"router_env": {"ROUTER_DESTINATIONS": f"dest-a={deliver},dest-b={deliver}"}})
     with load(rate=100) as seen:

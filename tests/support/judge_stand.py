@@ -31,6 +31,7 @@ from ansible_collections.msgroute.rollout.plugins.module_utils.judge import (
 from ansible_collections.msgroute.rollout.plugins.module_utils.measurement import MetricNames
 
 from tests.support import ROOT
+from tests.support.processes import docker
 
 ROUTER_IMAGE = "msgroute/router:2.0.0"
 PROMETHEUS_IMAGE = "msgroute/prometheus:local"
@@ -47,10 +48,6 @@ def prometheus_config(prefix: str, pools: list[str]) -> str:
         "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
         f"scrape_configs:\n  - job_name: {ROUTER_JOB}\n    static_configs:\n{targets}"
     )
-
-
-def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["docker", *args], capture_output=True, text=True, check=check, timeout=120)
 
 
 def _wait(url: str, timeout: float = 60.0) -> None:

@@ -29,6 +29,14 @@ def local_auth() -> tuple[str, str]:
     return LOCAL_USER, LOCAL_PASSWORD_FILE.read_text().split()[0]
 
 
+def ready(base_url: str) -> bool:
+    """Whether inventories/local's Prometheus or Alertmanager at ``base_url`` answers /-/ready, with auth."""
+    try:
+        return requests.get(f"{base_url}/-/ready", auth=local_auth(), timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
 def prometheus_query(
     query: str, base_url: str = LOCAL_PROMETHEUS, auth: tuple[str, str] | None = None, timeout: float = 5.0
 ) -> list[dict[str, Any]]:

@@ -87,3 +87,8 @@ def start_sink(name: str = "sink", *args: str) -> Process:
     port = free_port()
     command = [sys.executable, "-m", "router_app.sink", "--port", str(port), "--name", name, *args]
     return start(command, port, "/health", child_env())
+
+
+def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """The docker CLI, its output kept as text; bounded at 2 minutes."""
+    return subprocess.run(["docker", *args], capture_output=True, text=True, check=check, timeout=120)

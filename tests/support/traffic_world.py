@@ -13,7 +13,6 @@ import json
 import os
 import random
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from tests.support import ROOT
 from tests.support.images import base_image
 from tests.support.metrics import Metrics, scrape
 from tests.support.playbooks import PlaybookRun, run_playbook
+from tests.support.processes import docker
 
 SUITE = ROOT / "tests" / "traffic"
 INVENTORY = SUITE / "inventory.yml"
@@ -149,10 +149,6 @@ def applied(**variables: Any) -> PlaybookRun:
 def backends(*extra: str) -> None:
     run = playbook("backends.yml", *extra)
     assert run.returncode == 0, run.output[-4000:]
-
-
-def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["docker", *args], capture_output=True, text=True, check=check, timeout=120)
 
 
 def build_world() -> None:
