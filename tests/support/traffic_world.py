@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,17 @@ GUARD_TOKEN = "t4-guard-token-0123456789abcdef"
 def suite_message(rng: random.Random, msg_id: str) -> dict[str, Any]:
     """The same routine message every time: the suite checks the lb's split, not the classifier."""
     return {"id": msg_id, "source": "traffic-suite", "type": "telemetry"}
+
+
+RUNTIME_LINE = re.compile(r"^[+ ]?\s+traffic\.init\(.*\[==\[(.*)\]==\].*msgroute:runtime$", re.M)
+
+
+def runtime_line(text: str) -> dict[str, Any]:
+    """The values of nginx.conf's runtime line (weights and members) found in ``text`` (a file or a diff)."""
+    found = RUNTIME_LINE.findall(text)
+    if not found:
+        raise AssertionError(f"no runtime line in {text[-2000:]!r}")
+    return json.loads(found[-1])
 
 
 @dataclass(frozen=True)
@@ -83,6 +95,10 @@ class Lb:
 
     def recorded(self) -> dict[str, Any]:
         return json.loads((self.config_dir / "traffic.json").read_text())
+
+    def conf_runtime(self) -> dict[str, Any]:
+        """The run-time values nginx.conf carries for a cold start (its line tagged msgroute:runtime)."""
+        return runtime_line(self.conf.read_text())
 
     def metrics(self) -> Metrics:
         return scrape(f"http://127.0.0.1:{self.metrics_port}/metrics")

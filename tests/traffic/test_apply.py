@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.traffic_world import INVENTORY, LB1, LBS, SUITE, applied, apply, playbook
+from tests.support.traffic_world import (
+    INVENTORY,
+    LB1,
+    LBS,
+    NEW,
+    SUITE,
+    applied,
+    apply,
+    playbook,
+    runtime_line,
+)
 
 LEGACY_ONLY = {"new_weight": 0, "shadow_percent": 0, "legacy_enabled": True}
 
@@ -33,7 +43,9 @@ def test_check_diff_shows_the_change_and_changes_nothing(steady):
     assert run.returncode == 0, run.output[-3000:]
     assert "-# msgroute.rollout traffic: new pool 0%, shadow 0%" in run.output
     assert "+# msgroute.rollout traffic: new pool 35%, shadow 5%" in run.output
-    assert "+        traffic.init({ new_weight = 35, shadow_percent = 5 })" in run.output
+    runtime = runtime_line("\n".join(line for line in run.output.splitlines() if line.startswith("+")))
+    assert (runtime["new_weight"], runtime["shadow_percent"]) == (35, 5)
+    assert sorted(m["name"] for m in runtime["members"]["new"]) == sorted(NEW)
     assert "+new_weight: 35" in run.output  # the runtime switch's own diff
     unchanged(steady)
 

@@ -253,7 +253,8 @@ def test_the_traffic_status_names_the_guard_s_rollback(rolled_back):
 
 def test_a_restart_still_serves_legacy_only(rolled_back):
     # nginx.conf still carries the weights of the last switch (50/10): init must honour the record instead.
-    assert "new_weight = 50, shadow_percent = 10" in LB1.conf.read_text()
+    runtime = LB1.conf_runtime()
+    assert (runtime["new_weight"], runtime["shadow_percent"]) == (50, 10)
     docker("restart", LB1.container)
     wait_healthy(LB1)
     state = LB1.runtime()

@@ -4,10 +4,11 @@
 -- nginx.conf (rendered by the traffic role) embeds this file in init_by_lua_block, so the Lua code and the
 -- configuration that uses it are staged, validated by `nginx -t` and swapped as one file.
 --
--- The values that change during a rollout (new-pool weight, shadow percent) live in the shared dict
--- `msgroute_traffic`, which every worker reads per request and which survives a graceful reload. nginx.conf
--- carries the same values and init() writes them into the dict whenever nginx (re)loads it, so a restart or
--- a reload serves exactly what the file says; the runtime API changes them without a reload.
+-- The values that change during a rollout (new-pool weight, shadow percent, the pools' members: see
+-- msgroute_pools.lua) live in the shared dict `msgroute_traffic`, which every worker reads per request and
+-- which survives a graceful reload. nginx.conf carries the same values and init() writes them into the dict
+-- whenever nginx (re)loads it, so a restart or a reload serves exactly what the file says; the runtime API
+-- changes them without a reload.
 --
 -- The guard (msgroute_guard.lua: auth, webhook, record) sets both to 0 when Alertmanager reports a rollback
 -- trigger for the version this configuration serves. Its record outlives the request: init() honours it over
@@ -15,6 +16,7 @@
 local M = {}
 
 local guard = require("msgroute_guard")
+local pools = require("msgroute_pools")
 
 local ngx = ngx
 local floor = math.floor
@@ -41,8 +43,9 @@ local SKIP_HEADERS = {
     ["x-msgroute-mirrored"] = true,
 }
 
--- Static settings of this configuration (pools present, split key, ports). Set in the master by
--- configure(); each worker inherits the table of the configuration it was started with.
+-- Static settings of this configuration (split key, ports, the guard's). Set in the master by configure();
+-- each worker inherits the table of the configuration it was started with. Which pools exist is run-time
+-- state (msgroute_pools), not a setting.
 local cfg
 -- Shadow copies this worker has in flight. Each holds three connections (timer -> relay -> new pool) until
 -- the shadow answers or times out; the cap keeps a slow or dead shadow pool from eating the connections and
@@ -61,22 +64,30 @@ local function percent(value)
     return nil
 end
 
--- A weight or a mirror share must be servable by the pools this configuration has.
-local function check(new_weight, shadow_percent)
+-- A weight or a mirror share must be servable by the pools' members (`members`: checked, per pool).
+local function check(new_weight, shadow_percent, members)
     if not new_weight or not shadow_percent then
         return nil, "new_weight and shadow_percent must be whole numbers from 0 to 100"
     end
-    if (new_weight > 0 or shadow_percent > 0) and not cfg.has_new then
-        return nil, "this configuration has no new pool: new_weight and shadow_percent must be 0"
+    if (new_weight > 0 or shadow_percent > 0) and #members.new == 0 then
+        return nil, "the new pool has no member: new_weight and shadow_percent must be 0"
     end
-    if new_weight < 100 and not cfg.has_legacy then
-        return nil, "this configuration has no legacy pool: new_weight must be 100"
+    if new_weight < 100 and #members.legacy == 0 then
+        return nil, "the legacy pool has no member: new_weight must be 100"
     end
     return true
 end
 
-local function store(new_weight, shadow_percent)
+local function current_members()
+    return { legacy = pools.members("legacy"), new = pools.members("new") }
+end
+
+-- Weights and (when given) members change together, under one generation.
+local function store(new_weight, shadow_percent, members)
     local d = dict()
+    if members then
+        pools.store(members)
+    end
     d:set("new_weight", new_weight)
     d:set("shadow_percent", shadow_percent)
     d:set("changed_at", ngx.now())
@@ -86,6 +97,8 @@ end
 function M.configure(settings)
     cfg = settings
     guard.configure({ digest = settings.guard_digest, dir = settings.guard_dir, version = settings.version })
+    pools.configure({ next_tries = settings.next_tries, max_fails = settings.max_fails,
+        fail_timeout = settings.fail_timeout })
 end
 
 -- The guard's record as the workers share it (nil when there is none).
@@ -121,7 +134,12 @@ end
 -- init fail, so `nginx -t` rejects the file before it can go live.
 function M.init(values)
     local new_weight, shadow_percent = percent(values.new_weight), percent(values.shadow_percent)
-    local ok, err = check(new_weight, shadow_percent)
+    -- Member names are resolved here, once per load, as nginx resolved the names of static upstreams.
+    local members, err = pools.check(values.members, true)
+    local ok = members ~= nil
+    if ok then
+        ok, err = check(new_weight, shadow_percent, members)
+    end
     if not ok then
         error("msgroute traffic: invalid runtime values in the configuration: " .. err)
     end
@@ -130,7 +148,7 @@ function M.init(values)
     local record = guard.load()
     dict():set("guard", record and guard.encode(record) or nil)
     if guard.in_force(record, cfg.version) and (new_weight > 0 or shadow_percent > 0) then
-        if cfg.has_legacy then
+        if #members.legacy > 0 then
             ngx.log(ngx.WARN, "msgroute guard: version ", cfg.version, " was rolled back by ", record.alert,
                 "; serving legacy only instead of new_weight=", new_weight, " shadow_percent=", shadow_percent)
             new_weight, shadow_percent = 0, 0
@@ -139,7 +157,7 @@ function M.init(values)
                 " but this configuration has no legacy pool to serve")
         end
     end
-    store(new_weight, shadow_percent)
+    store(new_weight, shadow_percent, members)
     -- Changes on every start and reload only: the proof that a weight change did not reload nginx.
     dict():set("loaded_at", ngx.now())
 end
@@ -170,7 +188,7 @@ function M.route()
     -- (weight 0) `always` is ignored, so nobody is served by an engine that was just taken out.
     if override == "always" and weight > 0 then
         pool = "new"
-    elseif override == "never" and cfg.has_legacy then
+    elseif override == "never" and pools.has("legacy") then
         pool = "legacy"
     else
         local bucket
@@ -188,14 +206,26 @@ function M.route()
             pool = take("split_seq", weight) and "new" or "legacy"
         end
     end
-    -- Only pools of this worker's own configuration exist (during a reload old workers may lack one).
-    if pool == "new" and not cfg.has_new then
-        pool = "legacy"
-    elseif pool == "legacy" and not cfg.has_legacy then
+    -- Only pools with members take requests. A new pool whose every member is marked down sends the request
+    -- to legacy at once (counted as a failover), where trying the dead members first would only add latency.
+    local has_legacy = pools.has("legacy")
+    if pool == "new" and not (pools.has("new") and (pools.live("new") or not has_legacy)) and has_legacy then
+        ngx.var.msgroute_chosen = "new"
+        return ngx.exec("@msgroute_legacy")
+    elseif pool == "legacy" and not has_legacy then
         pool = "new"
     end
     ngx.var.msgroute_chosen = pool
+    -- Without legacy members there is nothing to fail over to: the new pool's own answer reaches the client.
+    if pool == "new" and not has_legacy then
+        return ngx.exec("@msgroute_new_alone")
+    end
     return ngx.exec("@msgroute_" .. pool)
+end
+
+-- balancer_by_lua of the upstreams msgroute_legacy, msgroute_new and msgroute_shadow.
+function M.balance(pool)
+    return pools.balance(pool)
 end
 
 local function count(key)
@@ -270,7 +300,7 @@ end
 -- taking its next request until the mirror subrequest ends; answering it at once and sending the copy from
 -- a timer means a slow or dead shadow pool never holds up a primary request.
 function M.mirror()
-    if not cfg.has_new or not take("mirror_seq", dict():get("shadow_percent") or 0) then
+    if not take("mirror_seq", dict():get("shadow_percent") or 0) or not pools.has("new") then
         return ngx.exit(204)
     end
     local body = ngx.req.get_body_data() or ""
@@ -317,6 +347,7 @@ end
 -- pool that answered (legacy when a request chosen for new failed over), the header X-Msgroute-Pool says
 -- the same to the client.
 function M.log()
+    pools.log(ngx.var.upstream_addr, ngx.var.upstream_status)
     local pool = ngx.var.msgroute_pool
     if pool ~= "new" and pool ~= "legacy" then
         return
@@ -339,15 +370,19 @@ function M.log()
 end
 
 -- `guard` is the record whatever version it names; `guard_in_force` says whether it binds this configuration.
+-- `members` are the pools' members in force; `in_flight` the requests each peer (member or not: a drain)
+-- still has in flight.
 local function state_json(extra)
     local d = dict()
     local in_force, record = guard_in_force()
+    local members, in_flight = pools.state_json()
     return fmt(
         '{"new_weight":%d,"shadow_percent":%d,"has_new":%s,"has_legacy":%s,"generation":%d,'
-            .. '"changed_at":%.3f,"loaded_at":%.3f,"version":%s,"guard":%s,"guard_in_force":%s%s}\n',
-        d:get("new_weight") or 0, d:get("shadow_percent") or 0, tostring(cfg.has_new), tostring(cfg.has_legacy),
-        d:get("generation") or 0, d:get("changed_at") or 0, d:get("loaded_at") or 0, guard.encode(cfg.version),
-        guard.encode(record), tostring(in_force), extra or ""
+            .. '"changed_at":%.3f,"loaded_at":%.3f,"version":%s,"guard":%s,"guard_in_force":%s,'
+            .. '"members":%s,"in_flight":%s%s}\n',
+        d:get("new_weight") or 0, d:get("shadow_percent") or 0, tostring(pools.has("new")),
+        tostring(pools.has("legacy")), d:get("generation") or 0, d:get("changed_at") or 0, d:get("loaded_at") or 0,
+        guard.encode(cfg.version), guard.encode(record), tostring(in_force), members, in_flight, extra or ""
     )
 end
 
@@ -364,7 +399,7 @@ end
 
 -- While the guard's record stands for the version in force, only 0/0 may be set: the guard's decision is
 -- never overwritten silently (clear it first, DELETE /_msgroute/guard).
-local function put(new_weight, shadow_percent)
+local function put(new_weight, shadow_percent, members)
     local in_force, record = guard_in_force()
     if in_force and (new_weight > 0 or shadow_percent > 0) then
         return nil, fmt("version %s was rolled back by the guard (%s, %s over %s at %.3f): new_weight and "
@@ -372,20 +407,44 @@ local function put(new_weight, shadow_percent)
             .. "traffic_runtime state=clear_guard)", cfg.version, tostring(record.alert), tostring(record.value),
             tostring(record.threshold), tonumber(record.at) or 0)
     end
-    store(new_weight, shadow_percent)
+    store(new_weight, shadow_percent, members)
     return true
 end
 
+-- The members a PUT's body gives ({"members": {"legacy": [...], "new": [...]}}, each {name, address, peer}),
+-- or nil when the body gives none (membership stays as it is).
+local function body_members()
+    ngx.req.read_body()
+    local body = ngx.req.get_body_data()
+    if not body or body == "" then
+        return nil
+    end
+    local data = require("cjson.safe").decode(body)
+    if type(data) ~= "table" then
+        return nil, "the body must be a JSON object"
+    end
+    if data.members == nil then
+        return nil
+    end
+    return pools.check(data.members, false)
+end
+
 -- content_by_lua of the runtime API (a listener on the container's loopback only: the role reaches it with
--- `docker exec`). GET reads the values in force; PUT ?new_weight=N&shadow_percent=M changes both at once.
+-- `docker exec`). GET reads the values in force; PUT ?new_weight=N&shadow_percent=M changes both at once,
+-- and with a JSON body {"members": ...} the pools' members in the same change.
 function M.admin()
     local method = ngx.req.get_method()
     if method == "PUT" then
         local args = ngx.req.get_uri_args()
         local new_weight, shadow_percent = percent(args.new_weight), percent(args.shadow_percent)
-        local ok, err = check(new_weight, shadow_percent)
+        local members, err = body_members()
+        if err then
+            return answer(400, error_json(err))
+        end
+        local ok
+        ok, err = check(new_weight, shadow_percent, members or current_members())
         if ok then
-            ok, err = locked(put, new_weight, shadow_percent)
+            ok, err = locked(put, new_weight, shadow_percent, members)
         end
         if not ok then
             return answer(new_weight and shadow_percent and 409 or 400, error_json(err))
@@ -442,8 +501,8 @@ local function decide(alerts)
     if new_weight == 0 and shadow_percent == 0 then
         return "ignored", "version " .. cfg.version .. " already gets no traffic"
     end
-    if not cfg.has_legacy then
-        return "ignored", "no legacy pool in this configuration to send the traffic to"
+    if not pools.has("legacy") then
+        return "ignored", "the legacy pool has no member to send the traffic to"
     end
     local record = guard.record(alert, cfg.version,
         { new_weight = new_weight, shadow_percent = shadow_percent }, ngx.now())
@@ -526,16 +585,11 @@ function M.metrics()
     local function add(line)
         out[#out + 1] = line
     end
-    local pools = {}
-    if cfg.has_legacy then
-        pools[#pools + 1] = "legacy"
-    end
-    if cfg.has_new then
-        pools[#pools + 1] = "new"
-    end
+    -- Both pools always: a series that comes and goes with membership would break rate() over a change.
+    local names = { "legacy", "new" }
     add("# HELP msgroute_lb_requests_total Client requests answered, by the pool that answered and status class.")
     add("# TYPE msgroute_lb_requests_total counter")
-    for _, pool in ipairs(pools) do
+    for _, pool in ipairs(names) do
         for _, class in ipairs(CLASSES) do
             add(fmt('msgroute_lb_requests_total{pool="%s",status_class="%s"} %d', pool, class,
                 d:get("req|" .. pool .. "|" .. class) or 0))
@@ -543,7 +597,7 @@ function M.metrics()
     end
     add("# HELP msgroute_lb_request_duration_seconds Time nginx took to answer the client, by answering pool.")
     add("# TYPE msgroute_lb_request_duration_seconds histogram")
-    for _, pool in ipairs(pools) do
+    for _, pool in ipairs(names) do
         local cumulative = 0
         for i = 1, #BUCKETS + 1 do
             cumulative = cumulative + (d:get("lat|" .. pool .. "|" .. i) or 0)
@@ -567,6 +621,11 @@ function M.metrics()
     add("# HELP msgroute_lb_shadow_percent Percent of requests copied to the new pool.")
     add("# TYPE msgroute_lb_shadow_percent gauge")
     add(fmt("msgroute_lb_shadow_percent %d", d:get("shadow_percent") or 0))
+    add("# HELP msgroute_lb_pool_members Members of each pool in force (run-time membership).")
+    add("# TYPE msgroute_lb_pool_members gauge")
+    for _, pool in ipairs(names) do
+        add(fmt('msgroute_lb_pool_members{pool="%s"} %d', pool, #pools.members(pool)))
+    end
     add("# HELP msgroute_lb_guard_webhooks_total Webhooks the guard answered, by result.")
     add("# TYPE msgroute_lb_guard_webhooks_total counter")
     for _, result in ipairs(GUARD_RESULTS) do
