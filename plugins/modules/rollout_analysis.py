@@ -551,7 +551,8 @@ window:
 queries:
   description:
     - The PromQL queries, by measured figure.
-    - With the baseline judge on, C(legacy_requests) counts legacy's requests for RV(measurements[].pool_requests).
+    - With the baseline judge on, C(legacy_requests) counts legacy's requests for
+      RV(measurements[].pool_requests).
   returned: when O(provider=prometheus)
   type: dict
   sample:
@@ -580,8 +581,8 @@ from ansible_collections.msgroute.rollout.plugins.module_utils.judge import (
     PoolTotals,
     combine_verdicts,
     combined_message,
-    judge_plan,
     interval_requests,
+    judge_plan,
     judge_pools,
     pool_queries,
     prometheus_totals,
