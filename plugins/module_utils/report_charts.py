@@ -57,19 +57,20 @@ def traffic_axes(ax: Any, x: list[float], traffic: Mapping[str, Any]) -> None:
     points = [(xi, v) for xi, v in zip(x, traffic["values"], strict=True) if v is not None]
     if points:
         xs, shares = [p[0] for p in points], [p[1] for p in points]
-        ax.plot(xs, shares, color=NEW_POOL, marker="o", markersize=4, label="mirrored" if mirrored else "new")
         if not mirrored:
             legacy = [100.0 - v for v in shares]
             ax.plot(xs, legacy, color=LEGACY_POOL, marker="o", markersize=4, label="legacy")
+        # Drawn last: at 50 % the new pool's line is the one seen.
+        ax.plot(xs, shares, color=NEW_POOL, marker="o", markersize=4, label="mirrored" if mirrored else "new")
     elif traffic["share"] is not None:
         # Only the whole step's count (the judge's): one level per pool across the step.
         share = traffic["share"]
         name = "mirrored" if mirrored else "new"
-        ax.axhline(share, color=NEW_POOL, linewidth=2, label=f"{name} {share:.1f}, whole step")
         if not mirrored:
             ax.axhline(
                 100.0 - share, color=LEGACY_POOL, linewidth=2, label=f"legacy {100.0 - share:.1f}, whole step"
             )
+        ax.axhline(share, color=NEW_POOL, linewidth=2, label=f"{name} {share:.1f}, whole step")
     else:
         ax.text(
             0.5,

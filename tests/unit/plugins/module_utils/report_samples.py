@@ -38,8 +38,8 @@ def measurements(
     split: tuple[int, int] | None = None,
 ) -> list:
     """``figures`` is (requests, p95 ms, success %, memory MB) per measurement, one interval apart; with
-    ``split`` (weight, shadow percent) each also records what legacy served, as the gate does with the judge on.
-    """
+    ``split`` (weight, shadow percent) each also records what legacy served, as the gate does with the judge
+    on."""
     thresholds = resolve_thresholds(phase)
     taken = []
     for index, (requests, p95, success, memory) in enumerate(figures):
