@@ -12,7 +12,6 @@ import io
 import json
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +22,7 @@ from ansible_collections.msgroute.rollout.plugins.modules import rollout_report
 from matplotlib import image as mpimg
 
 from tests.support import RESULTS
+from tests.support.browser import screenshot
 from tests.unit.plugins.module_utils.guard_samples import guard
 from tests.unit.plugins.module_utils.report_samples import VERSION, rolled_back_run
 
@@ -54,20 +54,6 @@ def chart_sizes(page: str) -> list[tuple[int, int]]:
     return sizes
 
 
-def screenshot(page: Path, out: Path, height: int) -> subprocess.CompletedProcess:
-    chromium = shutil.which("chromium")
-    unshare = shutil.which("unshare")
-    assert chromium, "install Debian's chromium package (apt-get install chromium)"
-    assert unshare, "unshare (util-linux) is needed to take the network away"
-    command = [
-        unshare, "-n", chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-        # Belt and braces inside the empty namespace: no name resolves, every proxy connection is refused.
-        "--host-resolver-rules=MAP * ~NOTFOUND", "--proxy-server=127.0.0.1:9",
-        f"--window-size={WIDTH},{height}", f"--screenshot={out}", page.as_uri(),
-    ]  # fmt: skip
-    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
-
-
 def test_the_report_opens_offline_in_chromium_and_its_charts_paint(tmp_path, capsys):
     page = render(tmp_path, capsys)
     text = page.read_text()
@@ -76,7 +62,7 @@ def test_the_report_opens_offline_in_chromium_and_its_charts_paint(tmp_path, cap
     assert len(sizes) == 4  # the timeline and one chart per step
     shot = tmp_path / "screenshot.png"
     # Tall enough for the whole page: the charts plus the tables and text around them.
-    done = screenshot(page, shot, height=sum(size[1] for size in sizes) + 1600)
+    done = screenshot(page, shot, WIDTH, height=sum(size[1] for size in sizes) + 1600)
     assert done.returncode == 0 and shot.is_file(), done.stderr[-2000:]
 
     pixels = (mpimg.imread(str(shot))[:, :, :3] * 255).round().astype(int)
