@@ -138,6 +138,7 @@ def test_a_guard_rollback_renders_the_guard_alert_and_every_steps_traffic_share(
         (a["alert"], a["value"], a["threshold"], a["time"], a["new_weight_before"]) for a in data["guard"]
     ] == [("MsgrouteLatencyAboveTrigger", "81.2ms", "65ms", "2025-12-02T07:20:00Z", 75.0)]
     assert "<h2>Guard alerts</h2>" in page
+    assert result["guard_alerts"] == data["guard"]
     assert result["decision"]["text"] == f"{GUARD_REASON}, from partial 75% to legacy"
     shares = [(s["step"], s["traffic"]["kind"], round(s["traffic"]["share"], 1)) for s in data["steps"]]
     assert shares == [
