@@ -147,8 +147,8 @@ guard_alerts:
   description:
     - The guard's alerts of O(version), oldest first - from O(guard) and from the C(guard) records a step's
       rollback wrote into C(rollback_decision.json), once each.
-    - C(state) is V(standing) or V(cleared) as the lb answers it, V(written down with the rollback), or
-      V(earlier: steps passed after it) when passed steps were recorded after that rollback.
+    - "C(state) is V(standing) or V(cleared) as the lb answers it, V(written down with the rollback), or
+      V(earlier: steps passed after it) when passed steps were recorded after that rollback."
   returned: always
   type: list
   elements: dict
