@@ -50,6 +50,7 @@ def gate_reports(directory: Path) -> list[Path]:
 
 def render(results: Path) -> dict:
     """rollout_report on ``results``, as the summary task runs it; its result."""
+    # Here, not at the top: the collection imports once tests.support has put collections/ on sys.path.
     from ansible_collections.msgroute.rollout.plugins.modules import rollout_report
 
     out = io.StringIO()

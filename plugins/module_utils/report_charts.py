@@ -45,6 +45,11 @@ def _png(figure: Any) -> bytes:
     return buffer.getvalue()
 
 
+def _reference(ax: Any, level: float, colour: str, style: str, label: str) -> None:
+    """A labelled horizontal reference line: a threshold (dashed) or the configured split (dotted)."""
+    ax.axhline(level, color=colour, linestyle=style, linewidth=1.2, label=label)
+
+
 NEW_POOL = "#1565c0"
 LEGACY_POOL = "#8d6e63"
 
@@ -83,13 +88,7 @@ def traffic_axes(ax: Any, x: list[float], traffic: Mapping[str, Any]) -> None:
         )
     if traffic["configured"] is not None:
         word = "mirror" if mirrored else "weight"
-        ax.axhline(
-            traffic["configured"],
-            color="#555555",
-            linestyle=":",
-            linewidth=1.2,
-            label=f"{word} {traffic['configured']:g}",
-        )
+        _reference(ax, traffic["configured"], "#555555", ":", f"{word} {traffic['configured']:g}")
     ax.set_ylim(0, 105)
     ax.legend(loc="center left", fontsize=8)
     ax.set_ylabel("mirrored, % of live" if mirrored else "% of live requests", fontsize=9)
@@ -121,13 +120,7 @@ def step_chart(chart: Mapping[str, Any]) -> bytes:
             ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center", va="center", color="#888888")
         if data["threshold"] is not None:
             word = "max" if data["direction"] == "max" else "min"
-            ax.axhline(
-                data["threshold"],
-                color="#c62828",
-                linestyle="--",
-                linewidth=1.2,
-                label=f"{word} {data['threshold']:g}",
-            )
+            _reference(ax, data["threshold"], "#c62828", "--", f"{word} {data['threshold']:g}")
             ax.legend(loc="upper left", fontsize=8)
         if rollback and rollback.get("at") is not None:
             ax.axvline(rollback["at"], color="#c62828", linewidth=2, alpha=0.6)

@@ -10,6 +10,9 @@ from typing import Any
 from ansible_collections.msgroute.rollout.plugins.module_utils.measurement import assess, pool_requests
 from ansible_collections.msgroute.rollout.plugins.module_utils.thresholds import resolve_thresholds
 
+from tests.unit.plugins.module_utils.guard_samples import REASON as GUARD_REASON
+from tests.unit.plugins.module_utils.guard_samples import guard
+
 VERSION = "2.0.0"
 START = datetime.datetime(2026, 12, 1, 10, 0, tzinfo=datetime.timezone.utc)  # noqa: UP017 - as the gate writes it
 INTERVAL = 10.0
@@ -110,4 +113,28 @@ def rolled_back_run() -> dict[str, Any]:
         "failed_task": "Analyse the new pool, gate partial",
         "time": iso_z(start + datetime.timedelta(seconds=2 * INTERVAL + 1)),
     }
+    return files
+
+
+def guard_rollback(time: datetime.datetime) -> dict[str, Any]:
+    """The rollback_decision.json a step writes when the lb's guard rolled partial 75 % back, with the guard's
+    standing record."""
+    return {
+        "decision": "rollback",
+        "phase": "partial",
+        "weight": 75,
+        "version": VERSION,
+        "reverted_to": "legacy",
+        "reason": GUARD_REASON,
+        "verdict": "Guard",
+        "guard": [guard(weights_before={"new_weight": 75, "shadow_percent": 0})],
+        "time": iso_z(time),
+    }
+
+
+def guard_rolled_back_run(time: datetime.datetime) -> dict[str, Any]:
+    """Shadow and partial 25/50/75 passed; the guard rolled partial 75 back at ``time``."""
+    files = promoted_run()
+    del files["performance_report_full_100.json"]
+    files["rollback_decision.json"] = guard_rollback(time)
     return files

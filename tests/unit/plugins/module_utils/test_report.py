@@ -18,6 +18,8 @@ from tests.unit.plugins.module_utils.report_samples import (
     ROLLBACK_REASON,
     START,
     VERSION,
+    guard_rollback,
+    guard_rolled_back_run,
     iso_z,
     promoted_run,
     rolled_back_run,
@@ -164,15 +166,7 @@ def test_a_cleared_guard_record_or_one_of_another_version_is_no_decision():
 
 def test_a_guard_rollback_a_step_wrote_down_keeps_the_passed_steps():
     files = promoted_run()
-    files["rollback_decision.json"] = {
-        "decision": "rollback",
-        "phase": "partial",
-        "weight": 75,
-        "version": VERSION,
-        "reason": GUARD_REASON,
-        "verdict": "Guard",
-        "time": iso_z(START + datetime.timedelta(hours=2)),
-    }
+    files["rollback_decision.json"] = guard_rollback(START + datetime.timedelta(hours=2))
     run, rows = rows_of(files)
     assert len(rows) == 5 and not any(r["rolled_back"] for r in rows)
     assert run.decision.text() == f"{GUARD_REASON}, from partial 75% to legacy"
@@ -355,21 +349,8 @@ def test_rows_chart_data_and_page_data_carry_the_traffic_share():
 # ------------------------------------------------------------------------------------ guard alerts
 
 
-def guard_rollback_files(time_offset_hours: float) -> dict:
-    """A step's rollback by the guard at partial 75 %, written down with the guard's record."""
-    files = promoted_run()
-    del files["performance_report_full_100.json"]
-    files["rollback_decision.json"] = {
-        "decision": "rollback",
-        "phase": "partial",
-        "weight": 75,
-        "version": VERSION,
-        "reason": GUARD_REASON,
-        "verdict": "Guard",
-        "guard": [guard(weights_before={"new_weight": 75, "shadow_percent": 0})],
-        "time": iso_z(START + datetime.timedelta(hours=time_offset_hours)),
-    }
-    return files
+def guard_rollback_files(hours: float) -> dict:
+    return guard_rolled_back_run(START + datetime.timedelta(hours=hours))
 
 
 def test_the_guard_alert_a_rollback_wrote_down_is_listed_with_value_threshold_time_and_weights_before():

@@ -4,6 +4,7 @@ and timeline.png out; the page's data, every chart painted, nothing fetched from
 from __future__ import annotations
 
 import base64
+import datetime
 import io
 import json
 import re
@@ -19,10 +20,10 @@ from ansible_collections.msgroute.rollout.plugins.modules import rollout_report
 from matplotlib import image as mpimg
 
 from tests.unit.plugins.module_utils.guard_samples import REASON as GUARD_REASON
-from tests.unit.plugins.module_utils.guard_samples import guard
 from tests.unit.plugins.module_utils.report_samples import (
     ROLLBACK_REASON,
     VERSION,
+    guard_rolled_back_run,
     promoted_run,
     rolled_back_run,
 )
@@ -116,19 +117,7 @@ def new_pool_pixels(png: bytes) -> int:
 
 
 def test_a_guard_rollback_renders_the_guard_alert_and_every_steps_traffic_share(tmp_path, capsys, no_network):
-    files = promoted_run()
-    del files["performance_report_full_100.json"]
-    files["rollback_decision.json"] = {
-        "decision": "rollback",
-        "phase": "partial",
-        "weight": 75,
-        "version": VERSION,
-        "reverted_to": "legacy",
-        "reason": GUARD_REASON,
-        "verdict": "Guard",
-        "guard": [guard(weights_before={"new_weight": 75, "shadow_percent": 0})],
-        "time": "2026-12-01T11:00:00.000000Z",
-    }
+    files = guard_rolled_back_run(datetime.datetime(2026, 12, 1, 11, 0, tzinfo=datetime.UTC))
     directory = results_dir(tmp_path, files)
     result = run_module({"results_dir": str(directory), "version": VERSION}, capsys)
     page = (directory / "report.html").read_text()
