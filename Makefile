@@ -83,8 +83,9 @@ dashboards: venv
 	python roles/monitoring/files/dashboards/build.py
 
 # README's report example (docs/report-screenshot.png, docs/timeline.png, the summary table) from the real
-# rehearsal results in docs/report-example/, rendered by rollout_report and shot in headless Chromium offline.
-readme-report: venv test-tools
+# rehearsal results in docs/report-example/, rendered by rollout_report and shot in headless Chromium offline
+# (Debian's chromium package, as tests/browser needs it; `make test-tools` installs it).
+readme-report: venv
 	python -m tools.readme_report
 
 unit: venv
