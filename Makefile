@@ -11,7 +11,7 @@ export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 PYTEST_ARGS ?=
 
-.PHONY: test-tools venv venv-path prepare rehearsal test lint sanity unit promtool monitoring integration molecule clean-venv dashboards
+.PHONY: test-tools venv venv-path prepare rehearsal test lint sanity unit promtool monitoring integration molecule clean-venv dashboards readme-report
 
 venv: $(VENV)/.installed
 
@@ -81,6 +81,12 @@ sanity: venv $(SANITY_PRIMED)
 # tests/unit/roles/test_dashboards.py fails while the committed JSON differs from what it builds.
 dashboards: venv
 	python roles/monitoring/files/dashboards/build.py
+
+# README's report example (docs/report-screenshot.png, docs/timeline.png, the summary table) from the real
+# rehearsal results in docs/report-example/, rendered by rollout_report and shot in headless Chromium offline
+# (Debian's chromium package, as tests/browser needs it; `make test-tools` installs it).
+readme-report: venv
+	python -m tools.readme_report
 
 unit: venv
 	pytest -q tests/unit $(PYTEST_ARGS)

@@ -324,6 +324,18 @@ def scrape_totals(
     return totals
 
 
+def interval_requests(
+    before: Mapping[str, str | BaseException], after: Mapping[str, str | BaseException], totals: PoolTotals
+) -> float | None:
+    """The requests one pool served over one interval (``totals``, its ``scrape_totals`` between ``before``
+    and ``after``), for the report's traffic share; None unless every target answered both scrapes - a
+    target's missed requests are counted at a later interval, which would skew this one's share."""
+    complete = all(isinstance(after[t], str) and isinstance(before.get(t), str) for t in after)
+    if not after or not complete or totals.problems:
+        return None
+    return float(sum(totals.by_status.values()))
+
+
 # ------------------------------------------------------------------------------------- provider prometheus
 
 

@@ -109,6 +109,9 @@ class Measurement:
     breaker_open: int | None = None
     started_at: float | None = None
     finished_at: float | None = None
+    # Requests each pool's routers served over the same interval ({"new": ..., "legacy": ...}), when the gate
+    # also counted legacy's (the baseline judge on); the report's traffic share per pool. Never judged.
+    pool_requests: dict[str, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable, rounded for humans reading a task result or rollback_decision.json.
@@ -125,7 +128,20 @@ class Measurement:
             "breaker_open": rounded(self.breaker_open),
             "started_at": _iso(self.started_at),
             "finished_at": _iso(self.finished_at),
+            "pool_requests": None
+            if self.pool_requests is None
+            else {pool: rounded(count) for pool, count in self.pool_requests.items()},
         }
+
+
+def pool_requests(new: float | None, legacy: float | None) -> dict[str, float] | None:
+    """The requests each pool's routers served over one interval, for the report's traffic share; None unless
+    both counts are known numbers (an Error measurement, a legacy target that could not be scraped, a failed
+    query: a share from half the picture would mislead). Never part of a verdict."""
+    counts = {"new": new, "legacy": legacy}
+    if any(v is None or is_nan(v) or v < 0 for v in counts.values()):
+        return None
+    return {pool: float(v) for pool, v in counts.items() if v is not None}
 
 
 def error_measurement(reasons: Sequence[str]) -> Measurement:

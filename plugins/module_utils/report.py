@@ -7,6 +7,11 @@ Inputs are the files the rollout roles write into ``rollout_results_dir``:
 last rollback (a failed gate, a failed step, the lb's guard seen by a step, or rollback.yml), each with the
 measurements of ``Measurement.to_dict``; and the guard's records the lbs answer, since a guard rollback
 happens with no playbook running and no file written.
+
+Optional, shown only when present: a measurement's ``pool_requests`` (what each pool served, recorded by the
+gate when the baseline judge is on) for the traffic share per pool; the guard records a step's rollback wrote
+down (``guard`` in ``rollback_decision.json``); and a step report's ``shadow_comparison``, a JSON object shown
+as it is (the shadow comparison of issue 13 is not built yet: the report invents no format for it).
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from ansible_collections.msgroute.rollout.plugins.module_utils._numbers import a
 PHASE_ORDER = ("shadow", "partial", "full")
 STEP_FILE = re.compile(r"^performance_report_(?P<phase>[a-z]+)_(?P<weight>\d+)\.json$")
 ROLLBACK_FILE = "rollback_decision.json"
+# A step report's optional shadow comparison (a JSON object), rendered as it is when present.
+SHADOW_COMPARISON = "shadow_comparison"
 MANUAL = "Manual"
 GUARD = guard_record.VERDICT
 # Rollbacks that are no step's failed gate: the passed steps stay as they were.
@@ -71,6 +78,7 @@ class Step:
     judge: Mapping[str, Any] | None = None
     time: str | None = None
     rolled_back: bool = False
+    shadow_comparison: Mapping[str, Any] | None = None
 
     @property
     def label(self) -> str:
@@ -116,6 +124,7 @@ class Run:
     version: str | None
     steps: tuple[Step, ...]
     decision: Decision
+    guard: tuple[dict[str, Any], ...] = ()
 
 
 def parse_time(value: Any) -> datetime.datetime | None:
@@ -144,6 +153,7 @@ def _weight(value: Any) -> int:
 
 def _step(data: Mapping[str, Any], rolled_back: bool = False) -> Step:
     judge = data.get("judge")
+    comparison = data.get(SHADOW_COMPARISON)
     return Step(
         phase=str(data.get("phase", "unknown")),
         weight=_weight(data.get("weight")),
@@ -155,6 +165,7 @@ def _step(data: Mapping[str, Any], rolled_back: bool = False) -> Step:
         judge=dict(judge) if isinstance(judge, Mapping) and judge else None,
         time=data.get("time") if isinstance(data.get("time"), str) else None,
         rolled_back=rolled_back,
+        shadow_comparison=dict(comparison) if isinstance(comparison, Mapping) and comparison else None,
     )
 
 
@@ -180,6 +191,57 @@ def guard_decision(guard: Any, version: str | None = None) -> Decision | None:
     )
 
 
+def guard_alerts(
+    answered: Any, written: Any, version: str | None = None, superseded: bool = False
+) -> list[dict[str, Any]]:
+    """The guard's alerts of ``version`` (every version when None), oldest first: the records the lbs answer
+    (``answered``, the module's ``guard``) and those a step's rollback wrote down (``written``, the ``guard``
+    of ``rollback_decision.json``), once each (same lb, alert and time).
+
+    Each names the lb, alert, value, threshold, time (UTC), the weights the guard took away and its
+    ``state``: ``standing`` or ``cleared`` as the lb answers it, else ``written down with the rollback``, or,
+    when steps passed after that rollback (``superseded``), ``earlier: steps passed after it``.
+    """
+    seen: set[tuple[str, str, float | None]] = set()
+    alerts = []
+    try:
+        recorded = guard_record.records(written)
+    except ValueError:
+        recorded = []  # a file's malformed record is not worth failing the summary for
+    sources = ((guard_record.records(answered), "lb"), (recorded, ROLLBACK_FILE))
+    for found, source in sources:
+        for record in found:
+            if version is not None and str(record.get("version")) != str(version):
+                continue
+            key = (str(record.get("lb")), str(record.get("alert")), as_float(record.get("at")))
+            if key in seen:
+                continue
+            seen.add(key)
+            if source == "lb":
+                state = "standing" if guard_record.is_active(record) else "cleared"
+            else:
+                state = "earlier: steps passed after it" if superseded else "written down with the rollback"
+            before = record.get("weights_before")
+            before = before if isinstance(before, Mapping) else {}
+            alerts.append(
+                {
+                    "lb": record.get("lb"),
+                    "alert": record.get("alert"),
+                    "value": record.get("value"),
+                    "threshold": record.get("threshold"),
+                    "summary": record.get("summary"),
+                    "phase": record.get("phase"),
+                    "at": as_float(record.get("at")),
+                    "time": guard_record.utc_time(record.get("at")),
+                    "new_weight_before": as_float(before.get("new_weight")),
+                    "shadow_percent_before": as_float(before.get("shadow_percent")),
+                    "state": state,
+                    "source": source,
+                }
+            )
+    return sorted(alerts, key=lambda a: a["at"] if a["at"] is not None else 0.0)
+
+
 def collect(files: Mapping[str, Any], version: str | None = None, guard: Any = None) -> Run:
     """The run the results files describe (file name -> parsed JSON), keeping only ``version`` when given.
 
@@ -191,6 +253,7 @@ def collect(files: Mapping[str, Any], version: str | None = None, guard: Any = N
     """
     passed: dict[tuple[str, int], Step] = {}
     rollback: Step | None = None
+    written: Any = None
     for name, data in sorted(files.items()):
         if not isinstance(data, Mapping) or (version is not None and str(data.get("version")) != version):
             continue
@@ -199,10 +262,12 @@ def collect(files: Mapping[str, Any], version: str | None = None, guard: Any = N
             passed[(step.phase, step.weight)] = step
         elif name == ROLLBACK_FILE and data.get("decision") == "rollback":
             rollback = _step(data, rolled_back=True)
+            written = data.get("guard")
     steps = sorted(passed.values(), key=_order)
     rollback_time = parse_time(rollback.time) if rollback else None
     newest = _newest(steps)
-    if rollback is not None and (newest is None or rollback_time is None or rollback_time >= newest):
+    counts = rollback is not None and (newest is None or rollback_time is None or rollback_time >= newest)
+    if rollback is not None and counts:
         if rollback.verdict not in NOT_A_GATE:
             steps = [s for s in steps if (s.phase, s.weight) != (rollback.phase, rollback.weight)]
             steps.append(rollback)
@@ -214,7 +279,13 @@ def collect(files: Mapping[str, Any], version: str | None = None, guard: Any = N
         decision = Decision("promoted", last.phase, last.weight, last.verdict)
     else:
         decision = Decision("none")
-    return Run(version=version, steps=tuple(steps), decision=guard_decision(guard, version) or decision)
+    alerts = guard_alerts(guard, written, version, superseded=not counts)
+    return Run(
+        version=version,
+        steps=tuple(steps),
+        decision=guard_decision(guard, version) or decision,
+        guard=tuple(alerts),
+    )
 
 
 def _figure(measurements: Sequence[Mapping[str, Any]], key: str) -> list[float | None]:
@@ -263,6 +334,89 @@ def format_number(value: float | None) -> str:
     return f"{value:.2f}".rstrip("0").rstrip(".")
 
 
+def _pool_counts(value: Any) -> tuple[float, float] | None:
+    """(new, legacy) requests of a ``pool_requests``-shaped mapping, or None unless both are numbers >= 0."""
+    if not isinstance(value, Mapping):
+        return None
+    new, legacy = as_float(value.get("new")), as_float(value.get("legacy"))
+    if new is None or legacy is None or new < 0 or legacy < 0:
+        return None
+    return new, legacy
+
+
+def new_share(pool_requests: Any, phase: str) -> float | None:
+    """The new pool's share in %, from what each pool served (``{"new": n, "legacy": l}``): of the live
+    requests (n / (n + l)), or in shadow, where legacy answers every live request and the new pool only the
+    mirrored copies, the copies as a share of the live requests (n / l). None without both counts or traffic.
+    """
+    counts = _pool_counts(pool_requests)
+    if counts is None:
+        return None
+    new, legacy = counts
+    total = legacy if phase == "shadow" else new + legacy
+    return 100.0 * new / total if total > 0 else None
+
+
+def _judge_counts(judge: Mapping[str, Any] | None) -> tuple[float, float] | None:
+    """Both pools' requests over the whole step as the baseline judge counted them, when it compared legacy at
+    the same moments (``baseline_period`` during; ``before`` counts legacy before the step)."""
+    if not judge or (judge.get("settings") or {}).get("baseline_period", "during") != "during":
+        return None
+    for metric in (judge.get("metrics") or {}).values():
+        counts = _pool_counts(metric.get("requests")) if isinstance(metric, Mapping) else None
+        if counts is not None:
+            return counts
+    return None
+
+
+def step_traffic(step: Step) -> dict[str, Any]:
+    """What each pool served during the step: ``kind`` (``live``: the new pool's share of live requests;
+    ``mirrored``: shadow's copies as a share of live requests), ``configured`` (the step's weight or shadow
+    percent), ``measured`` (the share per measurement, None where not recorded), ``requests`` (both pools
+    over the step) and ``share`` over the step, with its ``source``: ``measurements`` (every measurement's
+    ``pool_requests``), ``judge`` (the baseline judge's totals) or None (not recorded: only the configured
+    split is known)."""
+    shadow = step.phase == "shadow"
+    measured = [new_share(m.get("pool_requests"), step.phase) for m in step.measurements]
+    counts = [_pool_counts(m.get("pool_requests")) for m in step.measurements]
+    totals: tuple[float, float] | None = None
+    source = None
+    if counts and all(c is not None for c in counts):
+        totals = (sum(c[0] for c in counts if c), sum(c[1] for c in counts if c))
+        source = "measurements"
+    elif _judge_counts(step.judge) is not None:
+        totals, source = _judge_counts(step.judge), "judge"
+    requests = {"new": totals[0], "legacy": totals[1]} if totals else None
+    return {
+        "kind": "mirrored" if shadow else "live",
+        "configured": (step.shadow_percent or 0) if shadow else step.weight,
+        "measured": measured,
+        "requests": requests,
+        "share": new_share(requests, step.phase),
+        "source": source,
+    }
+
+
+def traffic_text(traffic: Mapping[str, Any]) -> str:
+    """One line on what each pool served, e.g. ``new pool 49.9 % of live requests, legacy 50.1 % (weight
+    50 %; 3 measurements)``."""
+    configured = format_number(as_float(traffic["configured"]))
+    share = traffic["share"]
+    where = {"measurements": "over the measurements", "judge": "over the step, the baseline judge's count"}
+    if share is None:
+        setting = "mirror" if traffic["kind"] == "mirrored" else "weight"
+        return f"traffic share per pool: not recorded ({setting} {configured} %)"
+    if traffic["kind"] == "mirrored":
+        return (
+            f"mirrored to the new pool: {format_number(share)} % of live requests; legacy answered every "
+            f"live request (mirror {configured} %; {where[traffic['source']]})"
+        )
+    return (
+        f"new pool {format_number(share)} % of live requests, legacy {format_number(100.0 - share)} % "
+        f"(weight {configured} %; {where[traffic['source']]})"
+    )
+
+
 def step_rows(run: Run) -> list[dict[str, Any]]:
     """One row per step: verdict, each figure's worst value against its threshold, measurements, duration."""
     rows = []
@@ -288,6 +442,8 @@ def step_rows(run: Run) -> list[dict[str, Any]]:
             }
         if step.judge is not None:
             row["judge"] = {"verdict": step.judge.get("verdict"), "score": as_float(step.judge.get("score"))}
+        traffic = step_traffic(step)
+        row["traffic"] = {k: traffic[k] for k in ("kind", "configured", "share", "source")}
         rows.append(row)
     return rows
 
@@ -327,7 +483,8 @@ def text_table(rows: Sequence[Mapping[str, Any]], decision: Decision, report: st
 
 
 def chart_data(step: Step) -> dict[str, Any]:
-    """What one step's chart shows: per figure the measured series and its threshold, the verdict of each
+    """What one step's chart shows: the traffic share per pool (``step_traffic``: per measurement, over the
+    step, and the configured split), per figure the measured series and its threshold, the verdict of each
     measurement, and for a rolled-back step the moment (seconds since the first measurement) and reason.
 
     x is seconds from the first measurement's start to each measurement's end; measurements without times
@@ -350,6 +507,7 @@ def chart_data(step: Step) -> dict[str, Any]:
             "values": _figure(step.measurements, fig.key),
             "threshold": as_float(step.thresholds.get(fig.limit)),
         }
+    traffic = step_traffic(step)
     rollback = None
     if step.rolled_back:
         moment = parse_time(step.time)
@@ -364,6 +522,13 @@ def chart_data(step: Step) -> dict[str, Any]:
         "x": x,
         "verdicts": [str(m.get("verdict", "")) for m in step.measurements],
         "figures": figures,
+        "traffic": {
+            "kind": traffic["kind"],
+            "values": traffic["measured"],
+            "configured": as_float(traffic["configured"]),
+            "share": traffic["share"],
+            "source": traffic["source"],
+        },
         "rollback": rollback,
     }
 
@@ -407,9 +572,17 @@ def page_data(run: Run, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         },
         "rows": list(rows),
         "steps": [
-            {"step": s.label, "thresholds": dict(s.thresholds), "judge": s.judge, "message": s.message}
+            {
+                "step": s.label,
+                "thresholds": dict(s.thresholds),
+                "judge": s.judge,
+                "message": s.message,
+                "traffic": step_traffic(s),
+                SHADOW_COMPARISON: s.shadow_comparison,
+            }
             for s in run.steps
         ],
+        "guard": list(run.guard),
     }
 
 
@@ -418,7 +591,8 @@ body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1100px}
 table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:4px 8px;text-align:left}
 th{background:#f3f3f3}.breach{color:#c62828;font-weight:bold}.decision{font-size:1.2em;padding:.6em;
 border-left:6px solid #888;background:#fafafa}.rolled{border-color:#c62828}.promoted{border-color:#2e7d32}
-img{max-width:100%;border:1px solid #eee}.verdict{font-weight:bold}
+img{max-width:100%;border:1px solid #eee}.verdict{font-weight:bold}dl{margin:.5em 0 .5em 1em}
+dt{font-weight:bold}dd{margin:0 0 .3em 1em}
 """
 
 
@@ -454,10 +628,30 @@ def _summary_table(rows: Sequence[Mapping[str, Any]]) -> str:
     return f"<table><tr>{head}</tr>{''.join(body)}</table>"
 
 
+def _pools_cell(pool_requests: Any, phase: str) -> str:
+    """``400 / 402 (49.9 %)``: what each pool served and the new pool's share; ``-`` when not recorded."""
+    counts = _pool_counts(pool_requests)
+    if counts is None:
+        return "-"
+    share = new_share(pool_requests, phase)
+    percent = f" ({format_number(share)} %)" if share is not None else ""
+    return f"{format_number(counts[0])} / {format_number(counts[1])}{percent}"
+
+
 def _measurement_table(step: Step) -> str:
     head = "".join(
         f"<th>{h}</th>"
-        for h in ("#", "end", "verdict", "p95 ms", "success %", "memory MB", "requests", "reasons")
+        for h in (
+            "#",
+            "end",
+            "verdict",
+            "p95 ms",
+            "success %",
+            "memory MB",
+            "requests",
+            "new / legacy",
+            "reasons",
+        )
     )
     body = []
     for index, m in enumerate(step.measurements, start=1):
@@ -469,6 +663,7 @@ def _measurement_table(step: Step) -> str:
             _e(format_number(as_float(m.get("success_rate")))),
             _e(format_number(as_float(m.get("memory_mb")))),
             _e(format_number(as_float(m.get("requests")))),
+            _e(_pools_cell(m.get("pool_requests"), step.phase)),
             _e("; ".join(str(r) for r in m.get("reasons") or ())),
         ]
         body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
@@ -488,6 +683,73 @@ def _judge(judge: Mapping[str, Any] | None) -> str:
         f"<h4>Baseline judge: {_verdict(str(judge.get('verdict')))}, score {_e(judge.get('score'))}</h4>"
         f"<p>{_e(judge.get('summary'))}</p><ul>{items}</ul>"
     )
+
+
+GUARD_HEADERS = ("when (UTC)", "lb", "alert", "value", "threshold", "weights before", "state", "summary")
+
+
+def _before(alert: Mapping[str, Any]) -> str:
+    """``new 25 %, mirror 0 %``: the weights the guard took away; ``-`` when the record does not say."""
+    parts = [
+        f"{name} {format_number(alert[key])} %"
+        for name, key in (("new", "new_weight_before"), ("mirror", "shadow_percent_before"))
+        if alert.get(key) is not None
+    ]
+    return ", ".join(parts) or "-"
+
+
+def guard_section(alerts: Sequence[Mapping[str, Any]]) -> str:
+    """The guard's alerts as a table (``guard_alerts``); nothing when there is none."""
+    if not alerts:
+        return ""
+    head = "".join(f"<th>{_e(h)}</th>" for h in GUARD_HEADERS)
+    body = []
+    for alert in alerts:
+        cells = [
+            alert["time"],
+            alert["lb"],
+            alert["alert"],
+            alert["value"],
+            alert["threshold"],
+            _before(alert),
+            alert["state"],
+            alert["summary"],
+        ]
+        body.append("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in cells) + "</tr>")
+    return (
+        '<section id="guard"><h2>Guard alerts</h2><p>Rollbacks the always-on guard in the lbs made '
+        "(docs/guard.md): the alert, its value against the trigger, when, and the weights it took away.</p>"
+        f"<table><tr>{head}</tr>{''.join(body)}</table></section>"
+    )
+
+
+def _value_html(value: Any, depth: int = 0) -> str:
+    """Any JSON value as HTML, as it is: an object as a definition list, a list of objects as a table, other
+    lists comma-separated; escaped, nested at most 4 deep (deeper values are shown as JSON text)."""
+    if depth >= 4:
+        return _e(json.dumps(value, sort_keys=True))
+    if isinstance(value, Mapping):
+        items = "".join(f"<dt>{_e(k)}</dt><dd>{_value_html(v, depth + 1)}</dd>" for k, v in value.items())
+        return f"<dl>{items}</dl>"
+    if isinstance(value, list) and value and all(isinstance(v, Mapping) for v in value):
+        columns = list(dict.fromkeys(k for v in value for k in v))
+        head = "".join(f"<th>{_e(c)}</th>" for c in columns)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{_value_html(v.get(c), depth + 1)}</td>" for c in columns) + "</tr>"
+            for v in value
+        )
+        return f"<table><tr>{head}</tr>{body}</table>"
+    if isinstance(value, list):
+        return ", ".join(_value_html(v, depth + 1) for v in value)
+    return _e(value)
+
+
+def shadow_comparison_section(step: Step) -> str:
+    """The step report's ``shadow_comparison`` as it is (issue 13 defines its content); nothing without it."""
+    if not step.shadow_comparison:
+        return ""
+    content = _value_html(step.shadow_comparison)
+    return f'<div class="shadow-comparison"><h3>Shadow comparison</h3>{content}</div>'
 
 
 def _thresholds(step: Step) -> str:
@@ -520,8 +782,9 @@ def html_page(
             f'<section id="step-{_e(step.phase)}-{step.weight}">'
             f"<h2>{_e(step.label)}: {_verdict(step.verdict)}</h2>"
             f"<p>{_e(step.message)}</p>{rollback}{_thresholds(step)}"
+            f'<p class="traffic">{_e(traffic_text(step_traffic(step)))}</p>'
             f"{_img(chart, 'charts of ' + step.label) if chart else '<p>no measurement to chart</p>'}"
-            f"{_judge(step.judge)}{_measurement_table(step)}</section>"
+            f"{_judge(step.judge)}{shadow_comparison_section(step)}{_measurement_table(step)}</section>"
         )
     data = json.dumps(page_data(run, rows), sort_keys=True).replace("</", "<\\/")
     version = f" {run.version}" if run.version else ""
@@ -532,6 +795,7 @@ def html_page(
         f'<p class="decision {css}">Decision: {_e(decision.text())}</p>'
         f"{_summary_table(rows)}"
         f"{_img(timeline, 'timeline of the rollout') if timeline else ''}"
+        f"{guard_section(run.guard)}"
         f"{''.join(sections)}"
         f'<script type="application/json" id="report-data">{data}</script>'
         "</body></html>\n"

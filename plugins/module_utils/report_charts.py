@@ -45,16 +45,71 @@ def _png(figure: Any) -> bytes:
     return buffer.getvalue()
 
 
+def _reference(ax: Any, level: float, colour: str, style: str, label: str) -> None:
+    """A labelled horizontal reference line: a threshold (dashed) or the configured split (dotted)."""
+    ax.axhline(level, color=colour, linestyle=style, linewidth=1.2, label=label)
+
+
+NEW_POOL = "#1565c0"
+LEGACY_POOL = "#8d6e63"
+
+
+def traffic_axes(ax: Any, x: list[float], traffic: Mapping[str, Any]) -> None:
+    """The traffic share per pool on one axes: per measurement the new pool's share of live requests and
+    legacy's (or, in shadow, the copies mirrored to the new pool as a share of live requests), the share over
+    the step when only that was recorded (the judge's count), and the configured split (dotted)."""
+    mirrored = traffic["kind"] == "mirrored"
+    points = [(xi, v) for xi, v in zip(x, traffic["values"], strict=True) if v is not None]
+    if points:
+        xs, shares = [p[0] for p in points], [p[1] for p in points]
+        if not mirrored:
+            legacy = [100.0 - v for v in shares]
+            ax.plot(xs, legacy, color=LEGACY_POOL, marker="o", markersize=4, label="legacy")
+        # Drawn last: at 50 % the new pool's line is the one seen.
+        ax.plot(xs, shares, color=NEW_POOL, marker="o", markersize=4, label="mirrored" if mirrored else "new")
+    elif traffic["share"] is not None:
+        # Only the whole step's count (the judge's): one level per pool across the step.
+        share = traffic["share"]
+        name = "mirrored" if mirrored else "new"
+        if not mirrored:
+            ax.axhline(
+                100.0 - share, color=LEGACY_POOL, linewidth=2, label=f"legacy {100.0 - share:.1f}, whole step"
+            )
+        ax.axhline(share, color=NEW_POOL, linewidth=2, label=f"{name} {share:.1f}, whole step")
+    else:
+        ax.text(
+            0.5,
+            0.5,
+            "pool shares not recorded",
+            transform=ax.transAxes,
+            ha="center",
+            va="center",
+            color="#888888",
+        )
+    if traffic["configured"] is not None:
+        word = "mirror" if mirrored else "weight"
+        _reference(ax, traffic["configured"], "#555555", ":", f"{word} {traffic['configured']:g}")
+    ax.set_ylim(0, 105)
+    ax.legend(loc="center left", fontsize=8)
+    ax.set_ylabel("mirrored, % of live" if mirrored else "% of live requests", fontsize=9)
+    ax.grid(True, alpha=0.3)
+    ax.set_gid("traffic")
+
+
 def step_chart(chart: Mapping[str, Any]) -> bytes:
-    """One step: p95, success rate and memory over the measurements, each against its threshold
-    (dashed), each point coloured by its verdict, and the rollback moment when the step was rolled back."""
+    """One step: the traffic share per pool (``traffic_axes``), then p95, success rate and memory over the
+    measurements, each against its threshold (dashed), each point coloured by its verdict, and the rollback
+    moment when the step was rolled back."""
     figures = chart["figures"]
-    figure = Figure(figsize=(9, 6.5), layout="constrained", facecolor=PAPER)
-    axes = figure.subplots(len(figures), 1, sharex=True)
+    figure = Figure(figsize=(9, 8), layout="constrained", facecolor=PAPER)
+    axes = figure.subplots(len(figures) + 1, 1, sharex=True, height_ratios=[0.8] + [1] * len(figures))
     x = chart["x"]
     colours = [VERDICT_COLOURS.get(v, "#444444") for v in chart["verdicts"]]
     rollback = chart.get("rollback")
-    for ax, (key, data) in zip(axes, figures.items(), strict=True):
+    traffic_axes(axes[0], x, chart["traffic"])
+    if rollback and rollback.get("at") is not None:
+        axes[0].axvline(rollback["at"], color="#c62828", linewidth=2, alpha=0.6)
+    for ax, (key, data) in zip(axes[1:], figures.items(), strict=True):
         points = [(xi, v, c) for xi, v, c in zip(x, data["values"], colours, strict=True) if v is not None]
         if points:
             ax.plot([p[0] for p in points], [p[1] for p in points], color="#555555", linewidth=1, zorder=1)
@@ -65,17 +120,11 @@ def step_chart(chart: Mapping[str, Any]) -> bytes:
             ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center", va="center", color="#888888")
         if data["threshold"] is not None:
             word = "max" if data["direction"] == "max" else "min"
-            ax.axhline(
-                data["threshold"],
-                color="#c62828",
-                linestyle="--",
-                linewidth=1.2,
-                label=f"{word} {data['threshold']:g}",
-            )
+            _reference(ax, data["threshold"], "#c62828", "--", f"{word} {data['threshold']:g}")
             ax.legend(loc="upper left", fontsize=8)
         if rollback and rollback.get("at") is not None:
             ax.axvline(rollback["at"], color="#c62828", linewidth=2, alpha=0.6)
-            if ax is axes[0]:
+            if ax is axes[1]:
                 ax.annotate(
                     "rollback",
                     (rollback["at"], 1),

@@ -457,6 +457,15 @@ measurements:
     finished_at:
       description: ISO 8601 UTC end of the interval.
       type: str
+    pool_requests:
+      description:
+        - Requests each pool's routers served over the interval, C(new) and C(legacy) (with
+          O(provider=prometheus), each pool's C(increase) over O(window)), for the report's traffic share per
+          pool; never judged.
+        - Null unless the baseline judge is on (legacy is counted only then), and when either count is
+          missing - an Error measurement, a legacy target that did not answer both scrapes, a failed query.
+      type: dict
+      version_added: "0.2.0"
   sample:
     - verdict: Successful
       reasons: []
@@ -467,6 +476,7 @@ measurements:
       breaker_open: 0
       started_at: "2025-01-01T10:00:00.000+00:00"
       finished_at: "2025-01-01T10:00:10.004+00:00"
+      pool_requests: {new: 1200, legacy: 1195}
 judge:
   description: The baseline judge's verdict and the figures behind it.
   returned: when the judge is enabled
@@ -539,7 +549,10 @@ window:
   type: str
   sample: 60s
 queries:
-  description: The PromQL queries, by measured figure.
+  description:
+    - The PromQL queries, by measured figure.
+    - With the baseline judge on, C(legacy_requests) counts legacy's requests for
+      RV(measurements[].pool_requests).
   returned: when O(provider=prometheus)
   type: dict
   sample:
@@ -568,6 +581,7 @@ from ansible_collections.msgroute.rollout.plugins.module_utils.judge import (
     PoolTotals,
     combine_verdicts,
     combined_message,
+    interval_requests,
     judge_plan,
     judge_pools,
     pool_queries,
@@ -583,6 +597,7 @@ from ansible_collections.msgroute.rollout.plugins.module_utils.measurement impor
     MetricNames,
     error_measurement,
     measure_from_scrapes,
+    pool_requests,
 )
 from ansible_collections.msgroute.rollout.plugins.module_utils.prometheus import (
     PrometheusQueryError,
@@ -718,7 +733,11 @@ def _web_measure(
         measurement = measure_from_scrapes(baseline["new"], current["new"], thresholds, names)
         for pool, scrapes in current.items():
             if pools is not None:
-                pools[pool] += scrape_totals(baseline[pool], scrapes, names)
+                totals = scrape_totals(baseline[pool], scrapes, names)
+                pools[pool] += totals
+                if pool == "legacy":
+                    legacy = interval_requests(baseline[pool], scrapes, totals)
+                    measurement.pool_requests = pool_requests(measurement.requests, legacy)
             for target, text in scrapes.items():
                 if isinstance(text, str):
                     baseline[pool][target] = text
@@ -733,23 +752,39 @@ def _prometheus_auth(params: dict[str, Any]) -> tuple[str, str] | None:
 
 
 def _prometheus_measure(
-    params: dict[str, Any], thresholds: Thresholds, queries: dict[str, str], fetch_json: Callable[..., Any]
+    params: dict[str, Any],
+    thresholds: Thresholds,
+    queries: dict[str, str],
+    fetch_json: Callable[..., Any],
+    legacy_query: str | None = None,
 ) -> Callable[[], Measurement]:
-    """Each call asks Prometheus every query once; any failed query makes the measurement an Error."""
+    """Each call asks Prometheus every query once; any failed query makes the measurement an Error.
+
+    ``legacy_query`` (the judge on) counts legacy's requests over the same window, for the report's traffic
+    share only: its failure leaves the share unrecorded and never touches the verdict.
+    """
     url = params["prometheus_url"].rstrip("/") + "/api/v1/query"
     auth = _prometheus_auth(params)
+
+    def ask(query: str) -> float | None:
+        answer = fetch_json(url, {"query": query}, params["timeout"], params["validate_certs"], auth=auth)
+        return parse_prometheus_vector(answer)
 
     def measure() -> Measurement:
         results: dict[str, float | None] = {}
         for key, query in queries.items():
             try:
-                answer = fetch_json(
-                    url, {"query": query}, params["timeout"], params["validate_certs"], auth=auth
-                )
-                results[key] = parse_prometheus_vector(answer)
+                results[key] = ask(query)
             except (http.FetchError, PrometheusQueryError) as exc:
                 return error_measurement([f"{key} query failed: {exc}"])
-        return measure_from_prometheus(results, thresholds)
+        measurement = measure_from_prometheus(results, thresholds)
+        if legacy_query is not None:
+            try:
+                legacy = ask(legacy_query)
+            except (http.FetchError, PrometheusQueryError):
+                legacy = None
+            measurement.pool_requests = pool_requests(measurement.requests, legacy)
+        return measurement
 
     return measure
 
@@ -859,7 +894,11 @@ def main(
     sleep(run.initial_delay)
     pools = None if judge is None else {"new": PoolTotals(), "legacy": PoolTotals()}
     if prometheus:
-        measure = _prometheus_measure(params, thresholds, queries, fetch_json)
+        legacy_query = None
+        if judge is not None:
+            legacy_query = prometheus_queries(params["baseline_selector"], window, names)["requests"]
+            result["queries"] = {**queries, "legacy_requests": legacy_query}
+        measure = _prometheus_measure(params, thresholds, queries, fetch_json, legacy_query)
     else:
         measure = _web_measure(params, thresholds, names, fetch_text, pools)
 

@@ -14,9 +14,21 @@ description:
     thresholds, measurements, duration) and the decision (promoted, or rolled back and why) as data and as a
     text table.
   - Writes C(report.html), a self-contained page (charts inline as base64 PNG, nothing loaded from the
-    network) with per step the p95, success rate and memory of every measurement against their thresholds,
-    each measurement's verdict, the baseline judge's scores when it ran, and the rollback moment and reason;
-    and C(timeline.png), the new pool's share of live traffic over the run with each step's verdict.
+    network) with per step the traffic share per pool, the p95, success rate and memory of every measurement
+    against their thresholds, each measurement's verdict, the baseline judge's scores when it ran, and the
+    rollback moment and reason; and C(timeline.png), the new pool's share of live traffic over the run with
+    each step's verdict.
+  - The traffic share per pool is what each pool answered of the live requests (in shadow, the copies
+    mirrored to the new pool as a share of the live requests), per measurement from its C(pool_requests)
+    (M(msgroute.rollout.rollout_analysis) records them with the baseline judge on); without them, over the
+    whole step from the judge's counts when it compared legacy at the same moments; else not recorded, and
+    only the configured split is shown.
+  - Lists the guard's alerts (alert, value, threshold, time, the weights it took away) when there are any -
+    the records O(guard) holds and those a step's rollback wrote into C(rollback_decision.json) (its
+    C(guard)) - as RV(guard_alerts) and a section of the page.
+  - A step report's optional C(shadow_comparison) (a JSON object) is shown on the page as it is, under the
+    step; without it there is no such section. The shadow comparison itself is not built yet (issue 13), so
+    the report gives it no format of its own.
   - A rollback decision counts when no passed step was recorded after it; an older one is left out.
   - A rollback by the lb's guard that stands (O(guard)) is the decision, whatever the files say - the guard
     acts with no playbook running.
@@ -50,6 +62,7 @@ options:
         it - one record, a list of them, or null.
       - "A record of O(version) whose C(active) is true makes the decision 'rolled back by guard: <alert>
         (<value> vs <threshold>) at <UTC time>, from <phase> <weight>% to legacy'."
+      - Every record of O(version), standing or cleared, is listed in RV(guard_alerts) and on the page.
     type: raw
 extends_documentation_fragment:
   - msgroute.rollout.attributes
@@ -110,6 +123,13 @@ rows:
     duration_s:
       description: Seconds from the first measurement's start to the last one's end; null without times.
       type: float
+    traffic:
+      description:
+        - The traffic share per pool over the step - C(kind) (V(live), or V(mirrored) in shadow),
+          C(configured) (the weight, or the shadow's mirror percent), C(share) (the new pool's, in %; null
+          when not recorded) and its C(source) (V(measurements), V(judge) or null).
+      type: dict
+      version_added: "0.2.0"
   sample:
     - step: partial 50%
       phase: partial
@@ -122,6 +142,30 @@ rows:
       p95_ms: {worst: 41.2, threshold: 48.0, breached: false}
       success_rate: {worst: 99.8, threshold: 99.0, breached: false}
       memory_mb: {worst: 61.2, threshold: 128.0, breached: false}
+      traffic: {kind: live, configured: 50, share: 49.9, source: measurements}
+guard_alerts:
+  description:
+    - The guard's alerts of O(version), oldest first - from O(guard) and from the C(guard) records a step's
+      rollback wrote into C(rollback_decision.json), once each.
+    - "C(state) is V(standing) or V(cleared) as the lb answers it, V(written down with the rollback), or
+      V(earlier: steps passed after it) when passed steps were recorded after that rollback."
+  returned: always
+  type: list
+  elements: dict
+  version_added: "0.2.0"
+  sample:
+    - lb: lb1
+      alert: MsgrouteLatencyAboveTrigger
+      value: 81.2ms
+      threshold: 65ms
+      summary: p95 above the rollback trigger (partial, version 2.0.0)
+      phase: partial
+      at: 1796214674.058
+      time: "2026-12-02T12:31:14Z"
+      new_weight_before: 25
+      shadow_percent_before: 0
+      state: standing
+      source: lb
 decision:
   description: Where the run ended - C(outcome) (V(promoted), V(rolled back) or V(none)), C(phase), C(weight),
     C(verdict), C(reason), C(time) and C(text).
@@ -214,9 +258,14 @@ def main() -> None:
         module.fail_json(msg=f"guard: {exc}")
     rows = report.step_rows(run)
     decision = report.page_data(run, rows)["decision"]
+    alerts = list(run.guard)
     if not params["write"]:
         module.exit_json(
-            changed=False, rows=rows, decision=decision, table=report.text_table(rows, run.decision)
+            changed=False,
+            rows=rows,
+            decision=decision,
+            guard_alerts=alerts,
+            table=report.text_table(rows, run.decision),
         )
     if not HAS_MATPLOTLIB:
         # The summary closes every phase playbook: a controller without matplotlib still gets the table.
@@ -226,6 +275,7 @@ def main() -> None:
             changed=False,
             rows=rows,
             decision=decision,
+            guard_alerts=alerts,
             table=report.text_table(rows, run.decision, where),
             matplotlib_error=MATPLOTLIB_IMPORT_ERROR,
         )
@@ -251,6 +301,7 @@ def main() -> None:
         changed=bool(changed),
         rows=rows,
         decision=decision,
+        guard_alerts=alerts,
         table=report.text_table(rows, run.decision, where),
         report=html_path,
         timeline=timeline_path,

@@ -12,17 +12,18 @@ import io
 import json
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 from ansible.module_utils.testing import patch_module_args
-from ansible_collections.msgroute.rollout.plugins.module_utils.report_charts import PAPER
+from ansible_collections.msgroute.rollout.plugins.module_utils.report_charts import NEW_POOL, PAPER
 from ansible_collections.msgroute.rollout.plugins.modules import rollout_report
 from matplotlib import image as mpimg
 
 from tests.support import RESULTS
+from tests.support.browser import screenshot
+from tests.unit.plugins.module_utils.guard_samples import guard
 from tests.unit.plugins.module_utils.report_samples import VERSION, rolled_back_run
 
 WIDTH = 1200
@@ -37,7 +38,9 @@ def rgb(colour: str) -> np.ndarray:
 def render(directory: Path, capsys: pytest.CaptureFixture) -> Path:
     for name, data in rolled_back_run().items():
         (directory / name).write_text(json.dumps(data))
-    with patch_module_args({"results_dir": str(directory), "version": VERSION}), pytest.raises(SystemExit):
+    # An lb also answers a guard rollback an earlier run saw and a shadow run cleared: the page lists it.
+    args = {"results_dir": str(directory), "version": VERSION, "guard": [guard(active=False)]}
+    with patch_module_args(args), pytest.raises(SystemExit):
         rollout_report.main()
     assert json.loads(capsys.readouterr().out)["changed"] is True
     return directory / "report.html"
@@ -51,27 +54,15 @@ def chart_sizes(page: str) -> list[tuple[int, int]]:
     return sizes
 
 
-def screenshot(page: Path, out: Path, height: int) -> subprocess.CompletedProcess:
-    chromium = shutil.which("chromium")
-    unshare = shutil.which("unshare")
-    assert chromium, "install Debian's chromium package (apt-get install chromium)"
-    assert unshare, "unshare (util-linux) is needed to take the network away"
-    command = [
-        unshare, "-n", chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-        # Belt and braces inside the empty namespace: no name resolves, every proxy connection is refused.
-        "--host-resolver-rules=MAP * ~NOTFOUND", "--proxy-server=127.0.0.1:9",
-        f"--window-size={WIDTH},{height}", f"--screenshot={out}", page.as_uri(),
-    ]  # fmt: skip
-    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
-
-
 def test_the_report_opens_offline_in_chromium_and_its_charts_paint(tmp_path, capsys):
     page = render(tmp_path, capsys)
-    sizes = chart_sizes(page.read_text())
+    text = page.read_text()
+    assert "<h2>Guard alerts</h2>" in text and "<td>cleared</td>" in text
+    sizes = chart_sizes(text)
     assert len(sizes) == 4  # the timeline and one chart per step
     shot = tmp_path / "screenshot.png"
     # Tall enough for the whole page: the charts plus the tables and text around them.
-    done = screenshot(page, shot, height=sum(size[1] for size in sizes) + 1600)
+    done = screenshot(page, shot, WIDTH, height=sum(size[1] for size in sizes) + 1600)
     assert done.returncode == 0 and shot.is_file(), done.stderr[-2000:]
 
     pixels = (mpimg.imread(str(shot))[:, :, :3] * 255).round().astype(int)
@@ -80,6 +71,8 @@ def test_the_report_opens_offline_in_chromium_and_its_charts_paint(tmp_path, cap
     # The paper shows around and between the axes of every chart; a chart that did not load paints none.
     assert paper > 0.15 * chart_area, (paper, chart_area)
     assert np.all(np.abs(pixels - SUCCESS_BAR) <= 3, axis=2).sum() > 500
+    # Each step chart's traffic share per pool: the new pool's line painted (three charts).
+    assert np.all(np.abs(pixels - rgb(NEW_POOL)) <= 8, axis=2).sum() > 3 * 200
     # Not blank: the page has text, tables and charts in many colours.
     assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 100
     RESULTS.mkdir(exist_ok=True)

@@ -135,6 +135,7 @@ def test_history_is_json_serialisable() -> None:
         "breaker_open": None,
         "started_at": "2023-11-14T22:13:20.000+00:00",
         "finished_at": "2023-11-14T22:13:30.250+00:00",
+        "pool_requests": None,
     }
 
 

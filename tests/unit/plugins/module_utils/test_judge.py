@@ -14,6 +14,7 @@ from ansible_collections.msgroute.rollout.plugins.module_utils.judge import (
     combine_verdicts,
     combined_message,
     common_histogram,
+    interval_requests,
     judge_pools,
     mann_whitney,
     per_bucket,
@@ -264,6 +265,22 @@ def test_scrape_totals_add_up_over_targets_and_intervals() -> None:
     total = first + second
     assert total.buckets == first.buckets
     assert total.problems == {"b": "unreachable: connection refused"}
+
+
+def test_interval_requests_count_a_pool_only_when_every_target_answered_both_scrapes() -> None:
+    names = MetricNames()
+    a0 = exposition({0.1: 20, INF: 20}, {"2xx": 20, "5xx": 0})
+    a1 = exposition({0.1: 30, INF: 31}, {"2xx": 30, "5xx": 1})
+    b0, b1 = exposition({0.1: 100, INF: 100}, {"2xx": 100}), exposition({0.1: 140, INF: 140}, {"2xx": 140})
+    before, after = {"a": a0, "b": b0}, {"a": a1, "b": b1}
+    assert interval_requests(before, after, scrape_totals(before, after, names)) == 11 + 40
+    # b's requests of this interval would be counted at a later one: this interval's count is unknown.
+    for before, after in (
+        ({"a": a0, "b": b0}, {"a": a1, "b": Unreachable()}),
+        ({"a": a0}, {"a": a1, "b": b1}),
+    ):
+        assert interval_requests(before, after, scrape_totals(before, after, names)) is None
+    assert interval_requests({}, {}, PoolTotals()) is None
 
 
 def test_unparseable_scrape_is_a_problem_not_a_crash() -> None:

@@ -6,9 +6,11 @@ from ansible_collections.msgroute.rollout.plugins.module_utils.measurement impor
     FAILED,
     INCONCLUSIVE,
     SUCCESSFUL,
+    Measurement,
     MetricNames,
     assess,
     measure_from_scrapes,
+    pool_requests,
 )
 from ansible_collections.msgroute.rollout.plugins.module_utils.thresholds import (
     Thresholds,
@@ -188,3 +190,30 @@ def test_bad_metric_names_are_refused() -> None:
         MetricNames(histogram="bad name")
     with pytest.raises(ValueError, match=r"metric_names\.failure_classes"):
         MetricNames(failure_classes=())
+
+
+@pytest.mark.parametrize(
+    ("new", "legacy", "expected"),
+    [
+        (400.0, 1200.0, {"new": 400.0, "legacy": 1200.0}),
+        (0.0, 0.0, {"new": 0.0, "legacy": 0.0}),
+        (None, 1200.0, None),
+        (400.0, None, None),
+        (float("nan"), 10.0, None),
+        (400.0, -1.0, None),
+    ],
+)
+def test_pool_requests_need_both_counts(new, legacy, expected) -> None:
+    assert pool_requests(new, legacy) == expected
+
+
+def test_pool_requests_are_recorded_and_never_judged() -> None:
+    plain = assess(PARTIAL, requests=500, p95_ms=31.0, success_rate=99.9, memory_mb=60)
+    split = assess(PARTIAL, requests=500, p95_ms=31.0, success_rate=99.9, memory_mb=60)
+    split.pool_requests = pool_requests(500.5, 1500)
+    assert plain.to_dict()["pool_requests"] is None
+    assert split.to_dict()["pool_requests"] == {"new": 500.5, "legacy": 1500}
+    assert {k: v for k, v in split.to_dict().items() if k != "pool_requests"} == {
+        k: v for k, v in plain.to_dict().items() if k != "pool_requests"
+    }
+    assert Measurement(verdict=ERROR).to_dict()["pool_requests"] is None

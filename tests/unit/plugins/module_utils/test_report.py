@@ -18,6 +18,8 @@ from tests.unit.plugins.module_utils.report_samples import (
     ROLLBACK_REASON,
     START,
     VERSION,
+    guard_rollback,
+    guard_rolled_back_run,
     iso_z,
     promoted_run,
     rolled_back_run,
@@ -164,15 +166,7 @@ def test_a_cleared_guard_record_or_one_of_another_version_is_no_decision():
 
 def test_a_guard_rollback_a_step_wrote_down_keeps_the_passed_steps():
     files = promoted_run()
-    files["rollback_decision.json"] = {
-        "decision": "rollback",
-        "phase": "partial",
-        "weight": 75,
-        "version": VERSION,
-        "reason": GUARD_REASON,
-        "verdict": "Guard",
-        "time": iso_z(START + datetime.timedelta(hours=2)),
-    }
+    files["rollback_decision.json"] = guard_rollback(START + datetime.timedelta(hours=2))
     run, rows = rows_of(files)
     assert len(rows) == 5 and not any(r["rolled_back"] for r in rows)
     assert run.decision.text() == f"{GUARD_REASON}, from partial 75% to legacy"
@@ -273,3 +267,165 @@ def test_the_page_embeds_its_data_escapes_text_and_loads_nothing_from_the_networ
     )
     assert data["decision"]["reason"] == "p95 <script>alert(1)</script> & more"
     assert [s["step"] for s in data["steps"]] == ["shadow mirror 10%", "partial 25%", "partial 50%"]
+
+
+# ------------------------------------------------------------------------------- traffic share per pool
+
+
+@pytest.mark.parametrize(
+    ("pools", "phase", "share"),
+    [
+        ({"new": 250, "legacy": 750}, "partial", 25.0),
+        ({"new": 1000, "legacy": 0}, "full", 100.0),
+        # Shadow: legacy answers every live request; the new pool's are the mirrored copies.
+        ({"new": 80, "legacy": 800}, "shadow", 10.0),
+        ({"new": 0, "legacy": 0}, "partial", None),
+        ({"new": 250}, "partial", None),
+        ({"new": "x", "legacy": 1}, "partial", None),
+        (None, "partial", None),
+    ],
+)
+def test_new_share_of_live_requests_or_mirrored_copies(pools, phase, share):
+    assert report.new_share(pools, phase) == share
+
+
+def test_step_traffic_from_every_measurements_pool_requests():
+    run = report.collect(promoted_run(), VERSION)
+    shadow, partial25 = (report.step_traffic(s) for s in run.steps[:2])
+    assert partial25["kind"] == "live" and partial25["configured"] == 25
+    assert partial25["measured"] == pytest.approx([25.0, 25.0, 25.0])
+    assert partial25["share"] == pytest.approx(25.0) and partial25["source"] == "measurements"
+    assert partial25["requests"] == pytest.approx({"new": 2410.0, "legacy": 7230.0})
+    assert (shadow["kind"], shadow["configured"], shadow["source"]) == ("mirrored", 10, "measurements")
+    assert shadow["share"] == pytest.approx(10.0)
+    assert report.traffic_text(partial25) == (
+        "new pool 25 % of live requests, legacy 75 % (weight 25 %; over the measurements)"
+    )
+    assert report.traffic_text(shadow).startswith("mirrored to the new pool: 10 % of live requests;")
+
+
+def judged(judge_requests, period="during"):
+    files = promoted_run()
+    step = files["performance_report_partial_50.json"]
+    for m in step["measurements"]:
+        m["pool_requests"] = None  # results of a gate from before pool_requests, or with a legacy scrape lost
+    step["judge"] = {
+        "verdict": "Successful",
+        "settings": {"baseline_period": period},
+        "metrics": {"latency": {"requests": judge_requests}},
+    }
+    return report.step_traffic(report.collect(files, VERSION).steps[2])
+
+
+def test_without_per_measurement_counts_the_judges_same_moment_count_gives_the_steps_share():
+    traffic = judged({"new": 798.933, "legacy": 800})
+    assert traffic["measured"] == [None, None, None]
+    assert (traffic["source"], round(traffic["share"], 2)) == ("judge", 49.97)
+    assert report.traffic_text(traffic).endswith("(weight 50 %; over the step, the baseline judge's count)")
+    # Legacy counted before the step is no share of the step's traffic; nothing recorded says only the weight.
+    for traffic in (judged({"new": 800, "legacy": 800}, period="before"), judged({})):
+        assert (traffic["share"], traffic["source"]) == (None, None)
+        assert report.traffic_text(traffic) == "traffic share per pool: not recorded (weight 50 %)"
+
+
+def test_rows_chart_data_and_page_data_carry_the_traffic_share():
+    run, rows = rows_of(rolled_back_run())
+    assert rows[2]["traffic"] == {"kind": "live", "configured": 50, "share": 50.0, "source": "measurements"}
+    chart = report.chart_data(run.steps[2])
+    assert chart["traffic"] == {
+        "kind": "live",
+        "values": [50.0, 50.0],
+        "configured": 50.0,
+        "share": 50.0,
+        "source": "measurements",
+    }
+    data = report.page_data(run, rows)
+    assert [s["traffic"]["share"] for s in data["steps"]] == pytest.approx([10.0, 25.0, 50.0])
+    page = report.html_page(run, rows, {}, None)
+    assert "new pool 50 % of live requests, legacy 50 % (weight 50 %; over the measurements)" in page
+    assert "<td>800 / 800 (50 %)</td>" in page
+
+
+# ------------------------------------------------------------------------------------ guard alerts
+
+
+def guard_rollback_files(hours: float) -> dict:
+    return guard_rolled_back_run(START + datetime.timedelta(hours=hours))
+
+
+def test_the_guard_alert_a_rollback_wrote_down_is_listed_with_value_threshold_time_and_weights_before():
+    run = report.collect(guard_rollback_files(2), VERSION)
+    assert [a["state"] for a in run.guard] == ["written down with the rollback"]
+    alert = run.guard[0]
+    assert {k: alert[k] for k in ("lb", "alert", "value", "threshold", "time", "source")} == {
+        "lb": "lb1",
+        "alert": "MsgrouteLatencyAboveTrigger",
+        "value": "81.2ms",
+        "threshold": "65ms",
+        "time": "2025-12-02T07:20:00Z",
+        "source": "rollback_decision.json",
+    }
+    assert (alert["new_weight_before"], alert["shadow_percent_before"]) == (75.0, 0.0)
+    page = report.html_page(run, report.step_rows(run), {}, None)
+    assert '<section id="guard"><h2>Guard alerts</h2>' in page
+    assert "<td>new 75 %, mirror 0 %</td>" in page
+    assert report.page_data(run, report.step_rows(run))["guard"] == list(run.guard)
+
+
+def test_a_guard_alert_superseded_by_later_steps_is_still_listed_as_earlier():
+    files = guard_rollback_files(-1)  # the rollback came before the steps that passed since
+    run = report.collect(files, VERSION)
+    assert run.decision.outcome == "promoted"
+    assert [a["state"] for a in run.guard] == ["earlier: steps passed after it"]
+
+
+def test_the_lbs_records_say_standing_or_cleared_and_are_listed_once():
+    files = guard_rollback_files(2)
+    later = guard(lb="lb2", at=1764660100.0, active=False)
+    # lb1 answers the very record the rollback wrote down: listed once, as the lb says it (standing).
+    run = report.collect(files, VERSION, guard=[guard(weights_before={"new_weight": 75}), later])
+    assert [(a["lb"], a["state"], a["source"]) for a in run.guard] == [
+        ("lb1", "standing", "lb"),
+        ("lb2", "cleared", "lb"),
+    ]
+    # Another version's record adds nothing.
+    assert (
+        report.collect(files, VERSION, guard=guard(version="1.9.0")).guard
+        == report.collect(files, VERSION).guard
+    )
+
+
+def test_no_guard_record_means_no_guard_section():
+    run, rows = rows_of(rolled_back_run())
+    assert run.guard == ()
+    assert report.page_data(run, rows)["guard"] == []
+    assert 'id="guard"' not in report.html_page(run, rows, {}, None)
+
+
+def test_a_malformed_record_in_a_file_is_left_out_not_fatal():
+    files = guard_rollback_files(2)
+    files["rollback_decision.json"]["guard"] = "not a record"
+    assert report.collect(files, VERSION).guard == ()
+
+
+# ------------------------------------------------------------------------------- shadow comparison
+
+
+def test_a_shadow_comparison_is_shown_as_it_is_only_when_a_step_report_carries_one():
+    files = promoted_run()
+    comparison = {
+        "agreement": 99.2,
+        "fields": [{"field": "classification", "differing": 12, "example_ids": ["m-1", "m-2"]}],
+        "note": "<b>raw</b>",
+    }
+    files["performance_report_shadow_0.json"]["shadow_comparison"] = comparison
+    run, rows = rows_of(files)
+    assert report.page_data(run, rows)["steps"][0]["shadow_comparison"] == comparison
+    assert [s["shadow_comparison"] for s in report.page_data(run, rows)["steps"][1:]] == [None] * 4
+    page = report.html_page(run, rows, {}, None)
+    assert page.count("<h3>Shadow comparison</h3>") == 1
+    assert "<dt>agreement</dt><dd>99.2</dd>" in page
+    assert "<th>field</th><th>differing</th><th>example_ids</th>" in page
+    assert "<td>classification</td><td>12</td><td>m-1, m-2</td>" in page
+    assert "&lt;b&gt;raw&lt;/b&gt;" in page and "<b>raw</b>" not in page
+    assert "Shadow comparison" not in report.html_page(*rows_of(promoted_run()), {}, None)

@@ -388,6 +388,9 @@ def test_judge_passes_a_release_that_behaves_like_legacy(capsys: pytest.CaptureF
     assert "; baseline judge Successful (score 100 >= pass_score 95)" in result["message"]
     # Legacy is scraped at the same moments as the new pool: right after it, every round.
     assert [url for url, _headers in fleet.calls] == [R1, R2, L1] * 4
+    # ... so each measurement records what each pool served over the same interval: the traffic share.
+    # 2 routers x 400 vs one legacy router x 800 a round: half the requests each.
+    assert [m["pool_requests"] for m in result["measurements"]] == [{"new": 800, "legacy": 800}] * 3
 
 
 def test_judge_fails_a_latency_regression_inside_the_sla(capsys: pytest.CaptureFixture) -> None:
@@ -451,6 +454,8 @@ def test_unreachable_baseline_makes_the_judge_inconclusive_not_an_error(
     assert result["judge"]["score"] is None
     assert result["msg"].startswith("Inconclusive: baseline judge Inconclusive: too few samples: latency:")
     assert f"legacy {L1}: unreachable: [Errno 111] Connection refused" in result["msg"]
+    # Half the picture is no share: legacy's requests were never counted.
+    assert [m["pool_requests"] for m in result["measurements"]] == [None] * 3
 
 
 def test_judge_off_scrapes_no_baseline(capsys: pytest.CaptureFixture) -> None:
@@ -459,6 +464,7 @@ def test_judge_off_scrapes_no_baseline(capsys: pytest.CaptureFixture) -> None:
     assert rc == 0
     assert "judge" not in result
     assert L1 not in {url for url, _headers in fleet.calls}
+    assert [m["pool_requests"] for m in result["measurements"]] == [None] * 3
 
 
 @pytest.mark.parametrize(
@@ -693,8 +699,11 @@ def test_prometheus_judge_passes_a_release_that_behaves_like_legacy(capsys: pyte
             "by_status": 'sum by (status_class) (increase(msgroute_requests_total{pool="legacy"}[35s]))',
         },
     }
-    # Asked once, after the run: 3 measurements x 5 queries, then 2 per pool.
-    assert len(prometheus.calls) == 3 * 5 + 4
+    # Asked once, after the run: 3 measurements x (5 queries + legacy's requests), then 2 per pool.
+    assert len(prometheus.calls) == 3 * 6 + 4
+    legacy = 'sum(increase(msgroute_requests_total{pool="legacy"}[60s]))'
+    assert result["queries"]["legacy_requests"] == legacy
+    assert [m["pool_requests"] for m in result["measurements"]] == [{"new": 4200, "legacy": 4200}] * 3
     assert "; baseline judge Successful (score 100 >= pass_score 95)" in result["message"]
 
 
@@ -704,7 +713,7 @@ def test_prometheus_judge_signs_in_like_the_gate(capsys: pytest.CaptureFixture) 
     args = {**prometheus_judged_args(), "prometheus_user": "msgroute", "prometheus_password": "p" * 20}
     rc, result = run_module(args, capsys, fetch_json=prometheus.fetch_json)
     assert rc == 0, result
-    assert len(prometheus.auths) == 3 * 5 + 4
+    assert len(prometheus.auths) == 3 * 6 + 4
     assert set(prometheus.auths) == {("msgroute", "p" * 20)}
 
 

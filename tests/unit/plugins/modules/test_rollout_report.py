@@ -4,6 +4,7 @@ and timeline.png out; the page's data, every chart painted, nothing fetched from
 from __future__ import annotations
 
 import base64
+import datetime
 import io
 import json
 import re
@@ -11,14 +12,18 @@ import socket
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from ansible.module_utils.testing import patch_module_args
+from ansible_collections.msgroute.rollout.plugins.module_utils.report_charts import NEW_POOL
 from ansible_collections.msgroute.rollout.plugins.modules import rollout_report
 from matplotlib import image as mpimg
 
+from tests.unit.plugins.module_utils.guard_samples import REASON as GUARD_REASON
 from tests.unit.plugins.module_utils.report_samples import (
     ROLLBACK_REASON,
     VERSION,
+    guard_rolled_back_run,
     promoted_run,
     rolled_back_run,
 )
@@ -101,6 +106,42 @@ def test_every_chart_image_exists_is_a_png_and_is_painted(tmp_path, capsys, no_n
     assert painted(timeline) > 0.01
     assert timeline in images
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)
+
+
+def new_pool_pixels(png: bytes) -> int:
+    """Pixels of the new pool's line (report_charts.NEW_POOL) in the chart's top third, its traffic share."""
+    pixels = (mpimg.imread(io.BytesIO(png), format="png")[:, :, :3] * 255).round()
+    top = pixels[: pixels.shape[0] // 3]
+    colour = np.array([int(NEW_POOL[i : i + 2], 16) for i in (1, 3, 5)])
+    return int(np.all(np.abs(top - colour) <= 8, axis=2).sum())
+
+
+def test_a_guard_rollback_renders_the_guard_alert_and_every_steps_traffic_share(tmp_path, capsys, no_network):
+    files = guard_rolled_back_run(datetime.datetime(2026, 12, 1, 11, 0, tzinfo=datetime.UTC))
+    directory = results_dir(tmp_path, files)
+    result = run_module({"results_dir": str(directory), "version": VERSION}, capsys)
+    page = (directory / "report.html").read_text()
+    data = page_data(page)
+
+    assert [
+        (a["alert"], a["value"], a["threshold"], a["time"], a["new_weight_before"]) for a in data["guard"]
+    ] == [("MsgrouteLatencyAboveTrigger", "81.2ms", "65ms", "2025-12-02T07:20:00Z", 75.0)]
+    assert "<h2>Guard alerts</h2>" in page
+    assert result["guard_alerts"] == data["guard"]
+    assert result["decision"]["text"] == f"{GUARD_REASON}, from partial 75% to legacy"
+    shares = [(s["step"], s["traffic"]["kind"], round(s["traffic"]["share"], 1)) for s in data["steps"]]
+    assert shares == [
+        ("shadow mirror 10%", "mirrored", 10.0),
+        ("partial 25%", "live", 25.0),
+        ("partial 50%", "live", 50.0),
+        ("partial 75%", "live", 75.0),
+    ]
+    assert [r["traffic"]["source"] for r in data["rows"]] == ["measurements"] * 4
+    images = [base64.b64decode(m) for m in re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)]
+    assert len(images) == 5  # the timeline and one chart per step
+    assert all(painted(png) > 0.01 for png in images)
+    # Every step chart draws the new pool's share of the traffic on top.
+    assert all(new_pool_pixels(png) > 200 for png in images[1:])
 
 
 def test_a_second_run_on_the_same_results_changes_nothing(tmp_path, capsys):
