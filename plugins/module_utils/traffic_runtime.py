@@ -415,6 +415,8 @@ def ensure(
 def values_text(state: Mapping[str, Any]) -> str:
     """The weights and each pool's members (name peer), one per line, for a diff."""
     lines = [f"{f}: {state.get(f)}\n" for f in FIELDS]
+    if "members" not in state:
+        return "".join(lines)
     members = members_of(state)
     for pool in POOLS:
         lines.append(f"{pool} members:\n")

@@ -40,7 +40,8 @@ class FakeNginx:
 
 def test_requests_are_http_1_0_with_a_length():
     assert rt.build_request("GET") == (
-        "GET /_msgroute/runtime HTTP/1.0\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n"
+        "GET /_msgroute/runtime HTTP/1.0\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+        "Content-Length: 0\r\n\r\n"
     )
     put = rt.build_request("PUT", rt.Values(25, 10))
     assert put.startswith("PUT /_msgroute/runtime?new_weight=25&shadow_percent=10 HTTP/1.0\r\n")
