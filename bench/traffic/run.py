@@ -9,6 +9,9 @@
 3. What a reload costs kept-alive clients that do not retry, next to the same number of runtime weight
    changes: 32 connections at 400 req/s, 10 reloads vs 10 weight changes; and the same reloads for clients
    that resend a request their reused connection lost before any answer byte (router_app.loadgen's retry).
+4. Each membership transition of a rollout (new pool appearing, scaling 2 -> 3 -> 1 -> 2, legacy retired and
+   brought back) by the role under that load, next to one reload in the same state: failed requests each.
+5. The time from a member added at run time to its first answer.
 
 Runs in the traffic suite's world (tests/traffic: msgroute-t4-* containers, ports 28xxx); do not run it while
 that suite runs. Usage, from the repository root: python -m bench.traffic.run [--keep]
@@ -24,9 +27,16 @@ import sys
 import threading
 import time
 
+from ansible_collections.msgroute.rollout.plugins.module_utils.traffic_runtime import (
+    Client,
+    Values,
+    with_peers,
+)
+
 from router_app.loadgen import Tally
 from tests.support import RESULTS
 from tests.support import traffic_world as world
+from tests.support.metrics import scrape
 
 LB1, LBS = world.LB1, world.LBS
 
@@ -123,6 +133,96 @@ def reloads_vs_runtime(changes: int = 10) -> dict:
     return results
 
 
+def under_load(change) -> dict:
+    """What one change costs 32 kept-alive clients of LB1 that never retry (400 req/s)."""
+    running = LB1.load(32, rate=400).start()
+    time.sleep(1)
+    change()
+    time.sleep(1)
+    tally = running.stop()
+    return {"requests": tally.requests, "failed": tally.failed, "errors": dict(tally.errors)}
+
+
+def reload_lb1() -> None:
+    world.docker("exec", LB1.container, "nginx", "-c", str(LB1.conf), "-s", "reload")
+
+
+def transitions() -> dict:
+    """Each membership transition of a rollout, by the role (run time), next to one reload in the same state
+    (what the same transition cost when membership was structural: one reload)."""
+    third = world.NEW[0].removesuffix("-1") + "-3"
+    steps = [
+        ("new pool appears (shadow's first step)", {"weight": 0, "shadow": 10}, {"traffic_new_hosts": []}),
+        ("new pool scaled 2 -> 3 at 50 %", {"weight": 50, "router_instances": 3}, None),
+        ("new pool scaled 3 -> 1 at 50 %", {"weight": 50, "router_instances": 1}, None),
+        ("new pool scaled 1 -> 2 at 50 %", {"weight": 50}, None),
+        ("legacy retired (full)", {"weight": 100, "legacy": False}, None),
+        ("legacy brought back (rollback from full)", {"weight": 0}, None),
+    ]
+    results = {}
+    world.backends("--limit", "routers", "-e", '{"router_instances": 3}')
+    try:
+        for name, variables, before in steps:
+            if before is not None:
+                world.applied(weight=0, shadow=0, **before)
+            loaded = LB1.runtime()["loaded_at"]
+            runtime = under_load(lambda variables=variables: world.applied(**variables))
+            reloaded = LB1.runtime()["loaded_at"] != loaded
+            results[name] = {"run_time": runtime, "reloaded": reloaded, "one_reload": under_load(reload_lb1)}
+    finally:
+        world.docker("rm", "-f", third, check=False)
+        world.applied(weight=0, shadow=0)
+    return results
+
+
+def answered(port: int) -> float:
+    """Live requests a router answered (its own counter)."""
+    return scrape(f"http://127.0.0.1:{port}/metrics").value("msgroute_requests_total", mirrored="false")
+
+
+def first_answer_from_a_new_member(repeats: int = 5) -> dict:
+    """Seconds from the runtime PUT adding a member (load running at 50 %) to its first answer, seen in the
+    member's own request counter (polled every 5 ms)."""
+    third = world.NEW[0].removesuffix("-1") + "-3"
+    world.backends("--limit", "routers", "-e", '{"router_instances": 3}')
+    client = Client(LB1.container, 8081)
+    seconds = []
+    try:
+        world.applied(weight=50, shadow=0)
+        base = client.get()
+        members = {pool: [{k: m[k] for k in ("name", "address", "peer")} for m in base["members"][pool]]
+                   for pool in ("legacy", "new")}  # fmt: skip
+        address = world.docker(
+            "inspect", "-f", f'{{{{(index .NetworkSettings.Networks "{world.NETWORK}").IPAddress}}}}', third
+        ).stdout.strip()
+        port = world.PORT_BASE + 83
+        added = {**members, "new": [*members["new"], {"name": third, "address": f"{address}:8080"}]}
+        running = LB1.load(16, rate=400).start()
+        try:
+            for _ in range(repeats):
+                before = answered(port)
+                started = time.monotonic()
+                client.put(Values(50, 0), with_peers(added, {}))
+                while answered(port) <= before:
+                    if time.monotonic() - started > 10:
+                        raise RuntimeError(f"{third} got no request within 10 s of joining the pool")
+                    time.sleep(0.005)
+                seconds.append(time.monotonic() - started)
+                client.put(Values(50, 0), with_peers(members, {}))
+                time.sleep(0.5)
+        finally:
+            tally = running.stop()
+    finally:
+        world.docker("rm", "-f", third, check=False)
+        world.applied(weight=0, shadow=0)
+    return {
+        "seconds": {"median": round(statistics.median(seconds), 3), "max": round(max(seconds), 3)},
+        "repeats": repeats,
+        "failed_meanwhile": tally.failed,
+        "requests_meanwhile": tally.requests,
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep", action="store_true", help="leave the containers running afterwards")
@@ -136,6 +236,8 @@ def main() -> int:
             "shadow_overhead": shadow_overhead(args.rate, args.seconds, args.pairs),
             "weight_change": weight_change_effect(repeats=10),
             "reload_vs_runtime": reloads_vs_runtime(),
+            "transitions": transitions(),
+            "first_answer_from_a_new_member": first_answer_from_a_new_member(),
             "machine": {"cpus": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2)},
         }
     finally:
@@ -166,6 +268,15 @@ def main() -> int:
     for how, r in reloads.items():
         print(f"  {how:>21}: {r['failed']} failed of {r['requests']}, {r['closed_before_response']} closed "
               f"before an answer, {r['retried']} resent {r['errors'] or ''}")  # fmt: skip
+    print("each rollout transition under the same load (never retrying): by the role, vs one reload there:")
+    for name, r in figures["transitions"].items():
+        how = "reloaded!" if r["reloaded"] else "run time"
+        print(f"  {name:>42}: {r['run_time']['failed']} failed of {r['run_time']['requests']} ({how}); "
+              f"one reload: {r['one_reload']['failed']} failed of {r['one_reload']['requests']}")  # fmt: skip
+    first = figures["first_answer_from_a_new_member"]
+    print(f"a member added at run time (50 %, 400 req/s) answers its first request after median "
+          f"{first['seconds']['median']} s, max {first['seconds']['max']} s; {first['failed_meanwhile']} "
+          f"of {first['requests_meanwhile']} requests failed meanwhile")  # fmt: skip
     out = RESULTS / "bench-traffic.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(figures, indent=2) + "\n")

@@ -49,9 +49,11 @@ def test_only_the_client_metrics_and_guard_ports_are_published(host):
 def test_config_and_recorded_settings(host):
     conf = host.file(f"{CONFIG_DIR}/nginx.conf")
     assert conf.exists
-    assert (
-        "traffic.init({ new_weight = 30, shadow_percent = 10 })  -- msgroute:runtime" in conf.content_string
-    )
+    # The runtime line: weights and members as JSON, for a cold start.
+    line = next(line for line in conf.content_string.splitlines() if line.endswith("-- msgroute:runtime"))
+    runtime = json.loads(line.split("[==[", 1)[1].split("]==]", 1)[0])
+    assert (runtime["new_weight"], runtime["shadow_percent"]) == (30, 10)
+    assert runtime["members"]["legacy"] and runtime["members"]["new"]
     recorded = json.loads(host.file(f"{CONFIG_DIR}/traffic.json").content_string)
     assert recorded == {"new_weight": 30, "shadow_percent": 10, "legacy_enabled": True}
 

@@ -154,7 +154,7 @@ function M.init(values)
             new_weight, shadow_percent = 0, 0
         else
             ngx.log(ngx.ERR, "msgroute guard: version ", cfg.version, " was rolled back by ", record.alert,
-                " but this configuration has no legacy pool to serve")
+                " but the legacy pool has no member to serve")
         end
     end
     store(new_weight, shadow_percent, members)
