@@ -51,6 +51,16 @@ class World:
             log_prefix="redis-",
         )
 
+    def status_playbook(self) -> PlaybookRun:
+        """playbooks/status.yml with the suite's Redis as the inventory's redis group."""
+        return run_playbook(
+            ROOT / "playbooks" / "status.yml",
+            inventories=[SUITE / "inventory.yml", SUITE / "status_inventory.yml"],
+            env={"MSGROUTE_REDIS_PASSWORD": self.password},
+            timeout=300,
+            log_prefix="redis-",
+        )
+
     def cli(self, *command: str, password: str | None = None) -> str:
         """redis-cli in the container, as the given password (the world's by default; "" for none)."""
         auth = self.password if password is None else password

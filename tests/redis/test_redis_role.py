@@ -114,6 +114,12 @@ def test_status_reports_health_and_backlog(world: World) -> None:
         "streams": {"msgroute:q:strategic:3": 2, "msgroute:q:tactical:0": 1},
     }
     assert status["problems"] == []
+    # status.yml prints the same report for the inventory's redis group and finds nothing wrong with it.
+    run = world.status_playbook()
+    assert "TASK [Say how Redis is]" in run.output, run.output[-3000:]
+    assert "maxmemory_policy: noeviction" in run.output and "total: 3" in run.output
+    assert "Redis on h5redis-host" not in run.output
+    assert world.password not in run.output
 
 
 def test_status_says_down_when_stopped(world: World) -> None:
@@ -122,6 +128,10 @@ def test_status_says_down_when_stopped(world: World) -> None:
         status = world.status()
         assert status["up"] is False
         assert status["problems"] == [f"down: container {CONTAINER} is exited"]
+        # status.yml: a redis group's Redis down makes the rollout degraded (exit code 2).
+        run = world.status_playbook()
+        assert run.returncode == 2, run.output[-3000:]
+        assert f"DEGRADED: Redis on h5redis-host: down: container {CONTAINER} is exited" in run.flat
     finally:
         docker("start", CONTAINER, check=True)
         world.wait_ready()
