@@ -135,3 +135,12 @@ def test_status_says_down_when_stopped(world: World) -> None:
     finally:
         docker("start", CONTAINER, check=True)
         world.wait_ready()
+
+
+def test_absent_removes_redis_its_data_and_configuration(world: World) -> None:
+    removed = world.apply("-e", "entry=absent")
+    assert removed.returncode == 0, removed.output[-3000:]
+    assert docker("inspect", CONTAINER).returncode != 0
+    assert docker("volume", "inspect", VOLUME).returncode != 0
+    assert not (CONFIG_DIR / "redis").exists()
+    assert world.status()["problems"] == [f"down: no container {CONTAINER}"]
