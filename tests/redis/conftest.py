@@ -8,7 +8,6 @@ import json
 import os
 import secrets
 import shutil
-import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ import pytest
 
 from tests.support import ROOT
 from tests.support.playbooks import PlaybookRun, run_playbook
+from tests.support.processes import docker
 
 SUITE = ROOT / "tests" / "redis"
 CONTAINER = "h5redis-redis"
@@ -27,14 +27,6 @@ VOLUME = "h5redis-redis-data"
 NETWORK = "h5redis-net"
 IMAGE = "h5redis/redis:test"
 CONFIG_DIR = Path("/var/lib/msgroute-rollout/h5redis")
-
-
-def docker(
-    *args: str, check: bool = False, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["docker", *args], capture_output=True, text=True, check=check, timeout=120, env=env
-    )
 
 
 @dataclass
@@ -65,7 +57,7 @@ class World:
         """redis-cli in the container, as the given password (the world's by default; "" for none)."""
         auth = self.password if password is None else password
         env = ["-e", f"REDISCLI_AUTH={auth}"] if auth else []
-        answer = docker("exec", *env, CONTAINER, "redis-cli", *command)
+        answer = docker("exec", *env, CONTAINER, "redis-cli", *command, check=False)
         return (answer.stdout + answer.stderr).strip()
 
     def wait_ready(self, timeout: float = 60.0) -> None:
@@ -96,7 +88,7 @@ def world() -> Iterator[World]:
     finally:
         if not os.environ.get("MSGROUTE_REDIS_KEEP"):
             removed = world.apply("-e", "entry=absent")
-            docker("network", "rm", NETWORK)
-            docker("image", "rm", IMAGE)
+            docker("network", "rm", NETWORK, check=False)
+            docker("image", "rm", IMAGE, check=False)
             shutil.rmtree(CONFIG_DIR, ignore_errors=True)
             assert removed.returncode == 0, removed.output[-3000:]
