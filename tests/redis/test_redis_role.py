@@ -33,6 +33,9 @@ def test_password_required_and_kept_out_of_inspect(world: World) -> None:
     auth = CONFIG_DIR / "redis" / "auth.conf"
     assert oct(auth.stat().st_mode & 0o777) == "0o400"
     assert (auth.stat().st_uid, auth.stat().st_gid) == (999, 999)
+    # Only the configuration directory is Redis' group's; the data directory above it is not.
+    assert oct((CONFIG_DIR / "redis").stat().st_mode & 0o777) == "0o750"
+    assert (CONFIG_DIR.stat().st_mode & 0o777, CONFIG_DIR.stat().st_gid) == (0o755, 0)
 
 
 def test_hardened_and_not_published(world: World) -> None:
