@@ -11,7 +11,7 @@ export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 PYTEST_ARGS ?=
 
-.PHONY: test-tools venv venv-path prepare rehearsal test lint sanity unit promtool monitoring integration molecule clean-venv dashboards readme-report
+.PHONY: test-tools venv venv-path prepare rehearsal test lint sanity unit promtool monitoring redis integration molecule clean-venv dashboards readme-report
 
 venv: $(VENV)/.installed
 
@@ -99,6 +99,11 @@ promtool: venv test-tools
 monitoring: prepare
 	pytest -q tests/monitoring $(PYTEST_ARGS)
 
+# Role redis's real container under h5redis-* names (image h5redis/redis:test, built by role images from the
+# local Debian base prepare made), removed with everything it made at the end.
+redis: prepare
+	pytest -q tests/redis $(PYTEST_ARGS)
+
 integration: prepare
 	pytest -q tests/integration $(PYTEST_ARGS)
 
@@ -111,7 +116,7 @@ molecule: prepare
 	$(MOLECULE_TRAFFIC)
 
 test: prepare lint test-tools
-	pytest tests/unit tests/browser tests/promtool tests/router_app_integration tests/traffic tests/monitoring tests/integration tests/e2e $(PYTEST_ARGS)
+	pytest tests/unit tests/browser tests/promtool tests/router_app_integration tests/traffic tests/monitoring tests/redis tests/integration tests/e2e $(PYTEST_ARGS)
 	molecule test -s router
 	$(MOLECULE_TRAFFIC)
 
