@@ -8,14 +8,19 @@ every step by the traffic role on both lb hosts, as the playbooks call it:
 3. full: legacy retired (its members drained by the switch), then its containers stopped;
 4. a rollback from full: legacy's containers started again (new addresses), legacy back at 100 %.
 
-Then a cold restart of each nginx at two phases serves exactly the weights and members it served before.
+Then a cold restart of each nginx at two phases serves exactly the weights and members it served before, and
+retiring legacy while it still answers a (slow) request waits for that request before the switch returns.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
+import requests
+from ansible_collections.msgroute.rollout.plugins.module_utils import traffic_runtime as rt
+from ansible_collections.msgroute.rollout.plugins.module_utils.traffic_runtime import Client, Values
 
 from tests.support.traffic_world import LB1, LBS, LEGACY, NEW, applied, backends, docker
 
@@ -181,3 +186,45 @@ def _without_marks(value):
 
 def _unmarked(member: dict) -> dict:
     return {key: value for key, value in member.items() if key != "down"}
+
+
+@pytest.fixture
+def slow_legacy(journey):
+    """Legacy answering in 3 s (fault injection), nginx pointed at its recreated containers; then undone."""
+    backends("--limit", "legacy", "-e", '{"router_fault_injection": {"latency_ms": 3000}}')
+    applied(weight=0, shadow=0)
+    yield
+    backends("--limit", "legacy")
+    applied(weight=0, shadow=0)
+
+
+def test_retiring_legacy_waits_for_its_last_request(slow_legacy):
+    # The switch of the role (module traffic_runtime's ensure) against the real nginx, with a request still
+    # on a legacy member: it returns only once that request has been answered.
+    client = Client(LB1.container, 8081)
+    state = client.get()
+    new = [{k: m[k] for k in ("name", "address")} for m in state["members"]["new"]]
+    answered = {}
+
+    def slow_request() -> None:
+        response = requests.post(
+            f"{LB1.url}/v1/route",
+            json={"id": "drain-1", "source": "traffic-suite", "type": "telemetry"},
+            headers={"X-Canary": "never"},
+            timeout=20,
+        )
+        answered.update(status=response.status_code, pool=response.headers.get("X-Msgroute-Pool"),
+                        at=time.monotonic())  # fmt: skip
+
+    thread = threading.Thread(target=slow_request)
+    thread.start()
+    time.sleep(0.5)
+    busy = client.get()["in_flight"]
+    outcome = rt.ensure(client, Values(100, 0), members={"legacy": [], "new": new})
+    returned = time.monotonic()
+    thread.join(20)
+    assert set(busy) & set(outcome.drained), (busy, outcome.drained)
+    assert max(outcome.drained.values()) >= 1.5, outcome.drained
+    assert answered["status"] == 200 and answered["pool"] == "legacy", answered
+    assert answered["at"] <= returned, (answered, returned)
+    assert not client.get()["in_flight"]
