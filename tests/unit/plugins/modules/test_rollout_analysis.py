@@ -24,6 +24,8 @@ from ansible_collections.msgroute.rollout.plugins.module_utils.measurement impor
 from ansible_collections.msgroute.rollout.plugins.module_utils.thresholds import PHASES
 from ansible_collections.msgroute.rollout.plugins.modules import rollout_analysis
 
+from tests.unit.plugins.module_utils.gate_samples import prometheus_answer
+
 BOUNDS = (0.005, 0.045, 0.048, 0.05, 0.1, math.inf)
 MIB = 1024 * 1024
 
@@ -510,11 +512,6 @@ def test_missing_scipy_is_reported(capsys: pytest.CaptureFixture, monkeypatch: p
 
 
 # ------------------------------------------------------------------------------------------ prometheus
-
-
-def prometheus_answer(value: str | None) -> dict:
-    result = [] if value is None else [{"metric": {}, "value": [1700000000.0, value]}]
-    return {"status": "success", "data": {"resultType": "vector", "result": result}}
 
 
 @dataclass
