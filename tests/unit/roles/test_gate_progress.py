@@ -113,12 +113,13 @@ def test_a_gate_with_count_4_shows_4_measurement_lines_before_its_verdict(
     out = " ".join(done.stdout.split())
     verdict = out.index("GATE partial 50%: Successful - Successful: 4 of 4 measurements successful")
     lines = MEASURE.findall(out[:verdict])
-    assert [int(k) for k, *_ in lines] == [1, 2, 3, 4], done.stdout[-4000:]
+    assert [int(line[0]) for line in lines] == [1, 2, 3, 4], done.stdout[-4000:]
     figures = {
         (p95, success, memory, requests, said) for _k, _t, p95, success, memory, requests, said in lines
     }
     assert figures == {("31", "99.95", "61", "4200", "Successful")}
-    assert sorted(moment for _k, moment, *_ in lines) == [moment for _k, moment, *_ in lines]
+    moments = [line[1] for line in lines]
+    assert sorted(moments) == moments
     so_far = "failed 0 (failure_limit 0), inconclusive 0 (inconclusive_limit 0), errors in a row 0"
     assert out.count(so_far) == 4
     assert out[:verdict].count(": Running") == 3 and "Successful, 4 of 4 measurements successful" in out

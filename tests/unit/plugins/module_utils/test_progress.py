@@ -95,7 +95,7 @@ def test_one_task_at_a_time_decides_as_evaluate_run_and_within_max_measurements(
         progress, taken = carried(measurements, run)
         assert progress.verdict == outcome.verdict, verdicts
         assert taken == len(outcome.history), verdicts
-    always_errors = [errored() for _ in range(max_measurements(run))]
+    always_errors = [errored()] * max_measurements(run)
     assert carried(always_errors, run)[0].decided
 
 
