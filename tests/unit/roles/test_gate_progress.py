@@ -16,25 +16,9 @@ from typing import Any
 import pytest
 
 from tests.unit.plugins.module_utils.gate_samples import prometheus_answer
-from tests.unit.roles.lb_site import play, preflight
+from tests.unit.roles.lb_site import PARTIAL_GATE, play
 
 MIB = 1024 * 1024
-GATE = (
-    preflight("partial")
-    + """\
-- name: Gate
-  hosts: lb
-  gather_facts: false
-  tasks:
-    - name: Run the partial gate of a 50 % step
-      ansible.builtin.import_role:
-        name: msgroute.rollout.rollout_step
-        tasks_from: analyse
-      vars:
-        rollout_step_phase: partial
-        rollout_step_label: partial 50%
-"""
-)
 MEASURE = re.compile(
     r"MEASURE partial 50% (\d)/4 (\S+Z) p95 ([\d.]+) ms, success ([\d.]+) %, memory ([\d.]+) MB, "
     r"(\d+) requests: (\w+)"
@@ -107,7 +91,7 @@ def settings(prometheus: FakePrometheus) -> list[str]:
 def test_a_gate_with_count_4_shows_4_measurement_lines_before_its_verdict(
     site: Path, prometheus: FakePrometheus
 ) -> None:
-    (site / "gate.yml").write_text(GATE)
+    (site / "gate.yml").write_text(PARTIAL_GATE)
     done = play(site, str(site / "gate.yml"), *settings(prometheus))
     assert done.returncode == 0, done.stdout[-4000:]
     out = " ".join(done.stdout.split())
@@ -131,7 +115,7 @@ def test_a_gate_with_count_4_shows_4_measurement_lines_before_its_verdict(
 def test_a_measurement_past_the_failure_limit_ends_the_run_there(
     site: Path, prometheus: FakePrometheus
 ) -> None:
-    (site / "gate.yml").write_text(GATE)
+    (site / "gate.yml").write_text(PARTIAL_GATE)
     done = play(site, str(site / "gate.yml"), *settings(prometheus))
     assert done.returncode != 0
     out = " ".join(done.stdout.split())
