@@ -968,6 +968,17 @@ def _outcome(measurements: list[Measurement], run: AnalysisRun) -> RunResult:
     return outcome
 
 
+def _seconds(progress: dict[str, Any], key: str) -> float | None:
+    """A time the progress carries (seconds since the epoch), None when it carries none."""
+    value = progress.get(key)
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"progress.{key}: expected seconds since the epoch, got {value!r}") from None
+
+
 def main(
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.time,
@@ -1011,6 +1022,7 @@ def main(
             params["selector"],
         )
         progress = Progress.from_dict(params["progress"])
+        times = {key: _seconds(params["progress"], key) for key in ("delay_started", "run_started")}
         carried = [measurement_from_dict(m) for m in params["measurements"] or []]
         carried_pools = {
             pool: PoolTotals.from_dict(dict(params["progress"].get("pools") or {}).get(pool))
@@ -1060,7 +1072,6 @@ def main(
                 line=f"no measurement: the run is decided ({progress.verdict})",
                 **result,
             )
-        times = {key: params["progress"].get(key) for key in ("delay_started", "run_started")}
         if progress.taken == 0:
             times["delay_started"] = clock()
             sleep(run.initial_delay)
@@ -1090,8 +1101,8 @@ def main(
     delay_started = clock()
     if mode == "decide":
         measurements = carried
-        delay_started = float(params["progress"].get("delay_started", clock()))
-        run_started = float(params["progress"].get("run_started", delay_started))
+        delay_started = times["delay_started"] or clock()
+        run_started = times["run_started"] or delay_started
         if pools is not None and not prometheus:
             pools = carried_pools
     else:

@@ -984,3 +984,5 @@ def test_a_measurement_that_is_not_one_is_refused(capsys: pytest.CaptureFixture)
     assert rc == 1 and "measurements: each needs a verdict" in result["msg"]
     rc, result = run_module({**args, "progress": {"count": -2}}, capsys)
     assert rc == 1 and "progress: not a run's progress" in result["msg"]
+    rc, result = run_module({**args, "progress": {"run_started": "noon"}}, capsys)
+    assert rc == 1 and "progress.run_started: expected seconds since the epoch, got 'noon'" in result["msg"]
