@@ -9,6 +9,7 @@ check of a phase's settings, shared by the pre-flight on the controller and by t
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -293,6 +294,119 @@ def evaluate_run(measurements: Sequence[Measurement], run: AnalysisRun) -> RunRe
 def should_stop(measurements: Sequence[Measurement], run: AnalysisRun) -> bool:
     """True as soon as the run's verdict is decided, so the caller stops measuring (and sleeping)."""
     return evaluate_run(measurements, run).verdict != RUNNING
+
+
+# ------------------------------------------------------------------ one measurement per task: the progress
+
+
+def max_measurements(run: AnalysisRun) -> int:
+    """The most measurements a run can take, errors included: each counted one may follow up to
+    ``consecutive_error_limit`` errors in a row (one more error ends the run), and ``count`` counted ones end
+    it. The length of the loop that takes one measurement per task; the run ends earlier when decided."""
+    return run.count * (run.consecutive_error_limit + 1)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A run between two measurements, carried from one task to the next: Argo's tally so far and the
+    verdict it gives (Running while undecided). ``taken`` counts errors too; ``count`` does not."""
+
+    taken: int = 0
+    count: int = 0
+    successful: int = 0
+    failed: int = 0
+    inconclusive: int = 0
+    errors: int = 0
+    consecutive_errors: int = 0
+    consecutive_successes: int = 0
+    verdict: str = RUNNING
+    why: str = ""
+
+    @property
+    def decided(self) -> bool:
+        return self.verdict != RUNNING
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> Progress:
+        """The progress back from ``to_dict``; None or {} is a run not yet started."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        given = {key: value for key, value in (data or {}).items() if key in known}
+        try:
+            progress = cls(**given)
+            for name in known - {"verdict", "why"}:
+                strict_int(f"progress.{name}", getattr(progress, name), 0)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"progress: not a run's progress ({exc})") from None
+        if progress.verdict not in (RUNNING, *VERDICTS):
+            raise ValueError(f"progress.verdict: {progress.verdict!r} is not Running or a verdict")
+        return progress
+
+
+def advance(progress: Progress, verdict: str, run: AnalysisRun) -> Progress:
+    """The progress after one more measurement of ``verdict``, by the rules ``evaluate_run`` replays, so a
+    run measured one task at a time decides exactly as a run measured in one task. Pure."""
+    if progress.decided:
+        raise ValueError(f"the run is already decided ({progress.verdict}); no measurement is due")
+    tally = _Tally(
+        **{f.name: getattr(progress, f.name) for f in dataclasses.fields(_Tally)},
+    )
+    tally.add(verdict)
+    decision = _decide(tally, run) or (RUNNING, f"{tally.count} of {run.count} measurements taken")
+    verdict, why = decision
+    return Progress(taken=progress.taken + 1, **dataclasses.asdict(tally), verdict=verdict, why=why)
+
+
+def _moment(timestamp: float | None) -> str:
+    if timestamp is None:
+        return "?"
+    moment = datetime.datetime.fromtimestamp(timestamp, tz=datetime.timezone.utc)  # noqa: UP017
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _figures(measurement: Measurement) -> str:
+    parts = []
+    if measurement.p95_ms is not None:
+        parts.append(f"p95 {fmt(measurement.p95_ms)} ms")
+    if measurement.success_rate is not None:
+        parts.append(f"success {fmt(measurement.success_rate)} %")
+    if measurement.memory_mb is not None:
+        parts.append(f"memory {fmt(measurement.memory_mb)} MB")
+    if measurement.requests is not None:
+        parts.append(f"{fmt(measurement.requests)} requests")
+    return ", ".join(parts) or "no figures"
+
+
+def progress_line(measurement: Measurement, progress: Progress, run: AnalysisRun) -> str:
+    """One measurement as an operator reads it while the run goes on, ``progress`` being the run after it:
+    which of ``count`` (an Error is retried, not counted), when it ended, its figures and verdict (with the
+    reasons when not Successful), the bad measurements so far against their limits, and the run's verdict
+    so far, e.g. ``2/4 2026-12-02T10:05:12Z p95 31.4 ms, success 99.9 %, memory 61 MB, 1200 requests:
+    Successful; so far failed 0 (failure_limit 0), inconclusive 0 (inconclusive_limit 0), errors in a row 0
+    (consecutive_error_limit 4): Running``. Pure."""
+    if measurement.verdict == ERROR:
+        which = f"error {progress.consecutive_errors} in a row after {progress.count}/{run.count}"
+    else:
+        which = f"{progress.count}/{run.count}"
+    said = measurement.verdict
+    if measurement.verdict != SUCCESSFUL and measurement.reasons:
+        said += f" ({', '.join(measurement.reasons)})"
+    failure_limit = "off" if run.failure_limit < 0 else str(run.failure_limit)
+    so_far = (
+        f"failed {progress.failed} (failure_limit {failure_limit}), inconclusive {progress.inconclusive} "
+        f"(inconclusive_limit {run.inconclusive_limit}), errors in a row {progress.consecutive_errors} "
+        f"(consecutive_error_limit {run.consecutive_error_limit})"
+    )
+    if run.consecutive_success_limit:
+        so_far += (
+            f", successes in a row {progress.consecutive_successes} "
+            f"(consecutive_success_limit {run.consecutive_success_limit})"
+        )
+    verdict = progress.verdict if not progress.decided else f"{progress.verdict}, {progress.why}"
+    moment = _moment(measurement.finished_at)
+    return f"{which} {moment} {_figures(measurement)}: {said}; so far {so_far}: {verdict}"
 
 
 def _limits(run: AnalysisRun) -> str:

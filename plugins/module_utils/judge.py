@@ -297,6 +297,27 @@ class PoolTotals:
             problems={**self.problems, **other.problems},
         )
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable (bucket bounds as strings, ``inf`` for +Inf), for state carried between tasks."""
+        return {
+            "buckets": {repr(float(le)): count for le, count in self.buckets.items()},
+            "by_status": dict(self.by_status),
+            "problems": dict(self.problems),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> PoolTotals:
+        """The totals back from ``to_dict``; None or {} is an empty pool."""
+        data = data or {}
+        try:
+            return cls(
+                buckets={float(le): float(count) for le, count in (data.get("buckets") or {}).items()},
+                by_status={str(s): float(count) for s, count in (data.get("by_status") or {}).items()},
+                problems={str(t): str(problem) for t, problem in (data.get("problems") or {}).items()},
+            )
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise ValueError(f"progress.pools: not a pool's totals ({exc})") from None
+
 
 def scrape_totals(
     before: Mapping[str, str | BaseException], after: Mapping[str, str | BaseException], names: MetricNames

@@ -144,6 +144,50 @@ def pool_requests(new: float | None, legacy: float | None) -> dict[str, float] |
     return {pool: float(v) for pool, v in counts.items() if v is not None}
 
 
+def _epoch(moment: Any) -> float | None:
+    """An ISO 8601 time as written by ``Measurement.to_dict`` back to seconds since the epoch."""
+    if moment is None:
+        return None
+    return datetime.datetime.fromisoformat(str(moment)).timestamp()
+
+
+def _figure(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def measurement_from_dict(data: Mapping[str, Any]) -> Measurement:
+    """A measurement back from its ``to_dict`` form (a task result carried to a later task).
+
+    ValueError names what is wrong, so a hand-written list is refused rather than misread.
+    """
+    if not isinstance(data, Mapping) or data.get("verdict") not in VERDICTS:
+        raise ValueError(f"measurements: each needs a verdict, one of {', '.join(VERDICTS)}; got {data!r}")
+    try:
+        breaker = data.get("breaker_open")
+        return Measurement(
+            verdict=str(data["verdict"]),
+            reasons=[str(reason) for reason in data.get("reasons") or []],
+            requests=_figure(data.get("requests")),
+            p95_ms=_figure(data.get("p95_ms")),
+            success_rate=_figure(data.get("success_rate")),
+            memory_mb=_figure(data.get("memory_mb")),
+            breaker_open=None if breaker is None else int(breaker),
+            started_at=_epoch(data.get("started_at")),
+            finished_at=_epoch(data.get("finished_at")),
+            pool_requests=_pool_counts(data.get("pool_requests")),
+        )
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"measurements: {exc} in {data!r}") from None
+
+
+def _pool_counts(value: Any) -> dict[str, float] | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise ValueError(f"pool_requests must be a mapping of pool to requests, got {value!r}")
+    return {str(pool): float(count) for pool, count in value.items()}
+
+
 def error_measurement(reasons: Sequence[str]) -> Measurement:
     """A measurement that could not be taken (unreachable target, failed query)."""
     return Measurement(verdict=ERROR, reasons=list(reasons))

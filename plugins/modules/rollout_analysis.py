@@ -276,6 +276,43 @@ options:
     description: Verify TLS certificates of HTTPS targets and Prometheus.
     type: bool
     default: true
+  mode:
+    description:
+      - How much of the run this task does. A run measured one task at a time shows each measurement as it is
+        taken (in a terminal and in AWX's job output) and decides exactly as a run in one task; role
+        C(rollout_step) gates that way (C(docs/analysis.md) in the collection says why).
+      - V(run) - the whole run in this task - O(initial_delay), every measurement, the decision.
+      - V(plan) - nothing measured - RV(message) says what the run would measure and RV(attempts) how many
+        measurements it may take at most, the length of the loop that measures one at a time.
+      - V(measure) - one measurement, after the run's state so far (O(progress); empty for the first, which
+        first waits O(initial_delay)) - returns RV(measurement), RV(line), the new RV(progress) and
+        RV(decided). It never fails the task, whatever the measurement; the caller stops at RV(decided) and
+        asks V(decide).
+      - V(decide) - no new measurement - the verdict of the run from every measurement taken (O(measurements))
+        and the last O(progress), with the baseline judge when it is on; the same result as V(run), failing
+        unless V(Successful). A run left undecided (fewer measurements than its rules need) is an V(Error).
+      - In check mode every mode measures nothing, as V(run) does.
+    type: str
+    choices: [run, plan, measure, decide]
+    default: run
+    version_added: "0.2.0"
+  progress:
+    description:
+      - With O(mode=measure) or O(mode=decide), the run's state after the previous measurement -
+        RV(progress) of the previous O(mode=measure) task, as returned (the tally by verdict, when the run
+        started, and with O(provider=web) and the judge on, both pools' totals so far). Empty for the first
+        measurement.
+    type: dict
+    default: {}
+    version_added: "0.2.0"
+  measurements:
+    description:
+      - With O(mode=decide), every measurement of the run in order - RV(measurement) of each O(mode=measure)
+        task, as returned.
+    type: list
+    elements: dict
+    default: []
+    version_added: "0.2.0"
 extends_documentation_fragment:
   - msgroute.rollout.attributes
 attributes:
@@ -352,6 +389,47 @@ EXAMPLES = r"""
     phase: partial
     interval: 60
     count: 20
+
+- name: Plan the gate (nothing measured; how many measurements it may take)
+  msgroute.rollout.rollout_analysis:
+    provider: prometheus
+    prometheus_url: http://prometheus:9090
+    selector: {pool: new}
+    phase: partial
+    interval: 300
+    count: 288
+    mode: plan
+  register: plan
+
+- name: Measure one at a time, each measurement shown as it is taken
+  msgroute.rollout.rollout_analysis:
+    provider: prometheus
+    prometheus_url: http://prometheus:9090
+    selector: {pool: new}
+    phase: partial
+    interval: 300
+    count: 288
+    mode: measure
+    # The previous item's result: Ansible keeps the registered variable current inside the loop.
+    progress: "{{ {} if k == 0 else tick.progress }}"
+  register: tick
+  loop: "{{ range(plan.attempts) | list }}"
+  loop_control:
+    loop_var: k
+    label: "{{ tick.line | default(k) }}"
+    break_when: tick.decided | default(false)
+
+- name: Decide once, from every measurement
+  msgroute.rollout.rollout_analysis:
+    provider: prometheus
+    prometheus_url: http://prometheus:9090
+    selector: {pool: new}
+    phase: partial
+    interval: 300
+    count: 288
+    mode: decide
+    measurements: "{{ tick.results | map(attribute='measurement') | list }}"
+    progress: "{{ (tick.results | last).progress }}"
 
 - name: Shadow gate with a stricter latency budget and a failure on missing data
   msgroute.rollout.rollout_analysis:
@@ -548,6 +626,44 @@ window:
   returned: when O(provider=prometheus)
   type: str
   sample: 60s
+attempts:
+  description: The most measurements the run may take, errors included (O(count) x
+    (O(consecutive_error_limit) + 1)); the run usually ends earlier.
+  returned: always
+  type: int
+  sample: 15
+  version_added: "0.2.0"
+measurement:
+  description: With O(mode=measure), the measurement taken, as one element of RV(measurements).
+  returned: when O(mode=measure) took a measurement
+  type: dict
+  version_added: "0.2.0"
+progress:
+  description:
+    - With O(mode=measure), the run's state after this measurement, to give as O(progress) to the next task -
+      C(taken) (errors included), C(count), C(successful), C(failed), C(inconclusive), C(errors),
+      C(consecutive_errors), C(consecutive_successes), C(verdict) (V(Running) while undecided), C(why),
+      C(delay_started), C(run_started) (seconds since the epoch) and, with O(provider=web) and the judge on,
+      C(pools).
+  returned: when O(mode=measure)
+  type: dict
+  version_added: "0.2.0"
+decided:
+  description: With O(mode=measure), whether the run's thresholds are decided, so no measurement is due.
+  returned: when O(mode=measure)
+  type: bool
+  version_added: "0.2.0"
+line:
+  description:
+    - With O(mode=measure), the measurement for an operator - which of O(count), when it ended, p95, success
+      rate, memory, requests, its verdict (and reasons), the bad measurements so far against their limits and
+      the run's verdict so far.
+  returned: when O(mode=measure)
+  type: str
+  sample: "2/4 2026-12-02T10:05:12Z p95 31.4 ms, success 99.917 %, memory 61.2 MB, 1200 requests: Successful;
+    so far failed 0 (failure_limit 0), inconclusive 0 (inconclusive_limit 0), errors in a row 0
+    (consecutive_error_limit 4): Running"
+  version_added: "0.2.0"
 queries:
   description:
     - The PromQL queries, by measured figure.
@@ -568,8 +684,13 @@ from ansible_collections.msgroute.rollout.plugins.module_utils import _http as h
 from ansible_collections.msgroute.rollout.plugins.module_utils.analysis_run import (
     ANALYSIS_FIELDS,
     AnalysisRun,
+    Progress,
+    RunResult,
+    advance,
     evaluate_run,
+    max_measurements,
     plan_message,
+    progress_line,
     run_settings,
     should_stop,
 )
@@ -591,12 +712,15 @@ from ansible_collections.msgroute.rollout.plugins.module_utils.judge import (
     scrape_totals,
 )
 from ansible_collections.msgroute.rollout.plugins.module_utils.measurement import (
+    ERROR,
     NOT_MEASURED,
+    RUNNING,
     SUCCESSFUL,
     Measurement,
     MetricNames,
     error_measurement,
     measure_from_scrapes,
+    measurement_from_dict,
     pool_requests,
 )
 from ansible_collections.msgroute.rollout.plugins.module_utils.prometheus import (
@@ -622,6 +746,8 @@ DEFAULT_TIMEOUT = 10.0
 COUNT_FIELDS = ("count", "successful", "failed", "inconclusive", "errors", "consecutive_errors")
 _NAMES = MetricNames()
 _JUDGE = JudgeConfig()
+POOLS = ("new", "legacy")
+MODES = ("run", "plan", "measure", "decide")
 
 
 def argument_spec() -> dict[str, Any]:
@@ -680,6 +806,9 @@ def argument_spec() -> dict[str, Any]:
         "consecutive_error_limit": {"type": "int", "default": _RUN.consecutive_error_limit},
         "consecutive_success_limit": {"type": "int", "default": _RUN.consecutive_success_limit},
         "timeout": {"type": "float", "default": DEFAULT_TIMEOUT},
+        "mode": {"type": "str", "choices": list(MODES), "default": "run"},
+        "progress": {"type": "dict", "default": {}},
+        "measurements": {"type": "list", "elements": "dict", "default": []},
         "validate_certs": {"type": "bool", "default": True},
     }
 
@@ -820,6 +949,71 @@ def _prometheus_pools(
     return pools, queries
 
 
+def _web_tick(
+    params: dict[str, Any],
+    thresholds: Thresholds,
+    names: MetricNames,
+    fetch_text: Callable[..., str],
+    pools: dict[str, PoolTotals] | None,
+    sleep: Callable[[float], None],
+    interval: float,
+) -> Measurement:
+    """One measurement of a run taken one task at a time: every target scraped, an interval, then again.
+
+    No scrape is carried between tasks, so each measurement covers its own interval exactly; with the judge
+    on, both pools' increases over the interval are added to their run totals (``pools``, updated in place).
+    """
+    measure = _web_measure(params, thresholds, names, fetch_text, pools)
+    sleep(interval)
+    return measure()
+
+
+def _judged(
+    params: dict[str, Any],
+    judge: JudgeConfig,
+    names: MetricNames,
+    outcome_verdict: str,
+    outcome_message: str,
+    pools: dict[str, PoolTotals],
+    seconds: tuple[float, float] | None,
+    fetch_json: Callable[..., Any],
+) -> tuple[str, str, dict[str, Any]]:
+    """The judge over the run (its totals asked of Prometheus when ``seconds``, the run's and the initial
+    delay's, are given) and the run's verdict and message with it."""
+    judge_queries = None
+    if seconds is not None:
+        pools, judge_queries = _prometheus_pools(params, judge, names, seconds[0], seconds[1], fetch_json)
+    judged = judge_pools(pools["new"], pools["legacy"], judge, names)
+    result = judged.to_dict()
+    if judge_queries is not None:
+        result["queries"] = judge_queries
+    return (
+        combine_verdicts(outcome_verdict, judged.verdict),
+        combined_message(outcome_verdict, outcome_message, judged),
+        result,
+    )
+
+
+def _outcome(measurements: list[Measurement], run: AnalysisRun) -> RunResult:
+    """The run's outcome from every measurement; a run that ended undecided (a loop cut short) is an Error."""
+    outcome = evaluate_run(measurements, run)
+    if outcome.verdict == RUNNING:
+        outcome.verdict = ERROR
+        outcome.message = f"{ERROR}: the run ended undecided; {outcome.message.split(': ', 1)[-1]}"
+    return outcome
+
+
+def _seconds(progress: dict[str, Any], key: str) -> float | None:
+    """A time the progress carries (seconds since the epoch), None when it carries none."""
+    value = progress.get(key)
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"progress.{key}: expected seconds since the epoch, got {value!r}") from None
+
+
 def main(
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.time,
@@ -845,6 +1039,7 @@ def main(
     names_args = dict(params["metric_names"], breaker=params["metric_names"]["breaker"] or None)
     analysis = {name: params[name] for name in ANALYSIS_FIELDS}
     prometheus = params["provider"] == "prometheus"
+    mode = params["mode"]
     judge: JudgeConfig | None = None
     try:
         thresholds = resolve_thresholds(params["phase"], params["thresholds"])
@@ -861,9 +1056,16 @@ def main(
             params["baseline_selector"],
             params["selector"],
         )
+        progress = Progress.from_dict(params["progress"])
+        times = {key: _seconds(params["progress"], key) for key in ("delay_started", "run_started")}
+        carried = [measurement_from_dict(m) for m in params["measurements"] or []]
+        carried_pools = {
+            pool: PoolTotals.from_dict(dict(params["progress"].get("pools") or {}).get(pool))
+            for pool in POOLS
+        }
     except ValueError as exc:
         module.fail_json(msg=str(exc))
-    if judge is not None and not HAS_SCIPY:
+    if judge is not None and not HAS_SCIPY and mode != "plan":
         module.fail_json(msg=missing_required_lib("scipy"), exception=SCIPY_IMPORT_ERROR)
 
     result: dict[str, Any] = {
@@ -871,53 +1073,93 @@ def main(
         "phase": params["phase"],
         "provider": params["provider"],
         "thresholds": thresholds.to_dict(),
+        "attempts": max_measurements(run),
     }
     if prometheus:
         result.update(window=window, queries=queries)
-    if module.check_mode:
-        # The step this gate is for was not applied: any figure would be of the traffic in force. Say what
-        # would be measured, measure nothing, decide nothing.
-        source = (
-            f"Prometheus at {params['prometheus_url']}, window {window}"
-            if prometheus
-            else f"{len(params['targets'])} /metrics target(s)"
-        )
+    source = (
+        f"Prometheus at {params['prometheus_url']}, window {window}"
+        if prometheus
+        else f"{len(params['targets'])} /metrics target(s)"
+    )
+    plan = plan_message(run, thresholds, source, judge_plan(judge) if judge else "")
+    if module.check_mode or mode == "plan":
+        # In check mode the step this gate is for was not applied: any figure would be of the traffic in
+        # force. Say what would be measured, measure nothing, decide nothing. A plan does the same when real.
         module.exit_json(
             verdict=NOT_MEASURED,
             measured=False,
-            message=plan_message(run, thresholds, source, judge_plan(judge) if judge else ""),
+            message=plan,
             measurements=[],
             counts=dict.fromkeys(COUNT_FIELDS, 0),
             **result,
         )
-    delay_started = clock()
-    sleep(run.initial_delay)
     pools = None if judge is None else {"new": PoolTotals(), "legacy": PoolTotals()}
-    if prometheus:
-        legacy_query = None
-        if judge is not None:
-            legacy_query = prometheus_queries(params["baseline_selector"], window, names)["requests"]
-            result["queries"] = {**queries, "legacy_requests": legacy_query}
-        measure = _prometheus_measure(params, thresholds, queries, fetch_json, legacy_query)
-    else:
-        measure = _web_measure(params, thresholds, names, fetch_text, pools)
+    # The judge on: legacy's requests over each measurement's window, for the report's traffic share only.
+    legacy_query = None
+    if prometheus and judge is not None:
+        legacy_query = prometheus_queries(params["baseline_selector"], window, names)["requests"]
+        result["queries"] = {**queries, "legacy_requests": legacy_query}
 
-    run_started = clock()
-    outcome = evaluate_run(_measure_loop(measure, run, sleep, clock), run)
+    if mode == "measure":
+        if progress.decided:
+            # Nothing is due: the loop should have stopped at the deciding measurement.
+            module.exit_json(
+                measured=False,
+                decided=True,
+                verdict=progress.verdict,
+                progress=params["progress"],
+                line=f"no measurement: the run is decided ({progress.verdict})",
+                **result,
+            )
+        if progress.taken == 0:
+            times["delay_started"] = clock()
+            sleep(run.initial_delay)
+            times["run_started"] = clock()
+        pools = None if judge is None else carried_pools
+        started = clock()
+        if prometheus:
+            sleep(run.interval)
+            measurement = _prometheus_measure(params, thresholds, queries, fetch_json, legacy_query)()
+        else:
+            measurement = _web_tick(params, thresholds, names, fetch_text, pools, sleep, run.interval)
+        measurement.started_at, measurement.finished_at = started, clock()
+        progress = advance(progress, measurement.verdict, run)
+        state = dict(progress.to_dict(), **times)
+        if pools is not None and not prometheus:
+            state["pools"] = {pool: totals.to_dict() for pool, totals in pools.items()}
+        module.exit_json(
+            measured=True,
+            measurement=measurement.to_dict(),
+            progress=state,
+            decided=progress.decided,
+            verdict=progress.verdict,
+            line=progress_line(measurement, progress, run),
+            **result,
+        )
+
+    delay_started = clock()
+    if mode == "decide":
+        measurements = carried
+        delay_started = times["delay_started"] or clock()
+        run_started = times["run_started"] or delay_started
+        if pools is not None and not prometheus:
+            pools = carried_pools
+    else:
+        sleep(run.initial_delay)
+        if prometheus:
+            measure = _prometheus_measure(params, thresholds, queries, fetch_json, legacy_query)
+        else:
+            measure = _web_measure(params, thresholds, names, fetch_text, pools)
+        run_started = clock()
+        measurements = _measure_loop(measure, run, sleep, clock)
+    outcome = _outcome(measurements, run)
     verdict, message = outcome.verdict, outcome.message
     if judge is not None and pools is not None:
-        judge_queries = None
-        if prometheus:
-            run_seconds, delay_seconds = clock() - run_started, run_started - delay_started
-            pools, judge_queries = _prometheus_pools(
-                params, judge, names, run_seconds, delay_seconds, fetch_json
-            )
-        judged = judge_pools(pools["new"], pools["legacy"], judge, names)
-        verdict = combine_verdicts(outcome.verdict, judged.verdict)
-        message = combined_message(outcome.verdict, outcome.message, judged)
-        result["judge"] = judged.to_dict()
-        if judge_queries is not None:
-            result["judge"]["queries"] = judge_queries
+        seconds = (clock() - run_started, run_started - delay_started) if prometheus else None
+        verdict, message, result["judge"] = _judged(
+            params, judge, names, outcome.verdict, outcome.message, pools, seconds, fetch_json
+        )
     result.update(
         verdict=verdict,
         measured=True,

@@ -2,7 +2,7 @@
 of the traffic role's nginx (plugins/module_utils/traffic_runtime.py): it answers
 ``<dir>/<container>.json``, the state a real nginx would hold, where <dir> is this file's directory; no such
 file, no such container. ``DELETE /_msgroute/guard`` clears the guard's record and answers the old one, as
-the guard's contract says."""
+the guard's contract says. Each call is added to ``<dir>/<container>.calls``, for tests that wait for them."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ def main(argv: list[str]) -> int:
     if not path.exists():
         print(f"Error response from daemon: No such container: {container}", file=sys.stderr)
         return 1
+    with path.with_suffix(".calls").open("a") as calls:
+        calls.write(request + "\n")
     state = json.loads(path.read_text())
     method, target = request.split(" ", 2)[:2]
     body = state

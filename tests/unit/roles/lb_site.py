@@ -34,6 +34,25 @@ def preflight(phase: str) -> str:
 """
 
 
+# The partial gate of a 50 % step on the lb hosts (rollout_step, entry point analyse), after its pre-flight.
+PARTIAL_GATE = (
+    preflight("partial")
+    + """\
+- name: Gate
+  hosts: lb
+  gather_facts: false
+  tasks:
+    - name: Run the partial gate of a 50 % step
+      ansible.builtin.import_role:
+        name: msgroute.rollout.rollout_step
+        tasks_from: analyse
+      vars:
+        rollout_step_phase: partial
+        rollout_step_label: partial 50%
+"""
+)
+
+
 BEGIN = (
     preflight("{{ phase }}")
     + """\

@@ -6,29 +6,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.unit.roles.lb_site import history, passed, play, preflight
+from tests.unit.roles.lb_site import PARTIAL_GATE, history, passed, play
 
-GATE = (
-    preflight("partial")
-    + """\
-- name: Gate
-  hosts: lb
-  gather_facts: false
-  tasks:
-    - name: Run the partial gate of a 50 % step
-      ansible.builtin.import_role:
-        name: msgroute.rollout.rollout_step
-        tasks_from: analyse
-      vars:
-        rollout_step_phase: partial
-        rollout_step_label: partial 50%
-"""
-)
 SETTINGS = ["-e", '{"rollout_analysis": {"partial": {"interval": 5, "count": 3}}}']
 
 
 def test_in_check_mode_the_gate_says_what_it_would_measure_and_names_no_verdict(site: Path) -> None:
-    (site / "gate.yml").write_text(GATE)
+    (site / "gate.yml").write_text(PARTIAL_GATE)
     for lb in ("lb1", "lb2"):
         history(site, lb, passed("shadow", 0), passed("partial", 25))
     before = (site / "lb1" / "state.json").read_text()

@@ -41,6 +41,12 @@ def exposition(
     return "\n".join(lines) + "\n"
 
 
+def prometheus_answer(value: str | None) -> dict:
+    """Prometheus' answer to an instant query: one sample of ``value``, or no series at all (None)."""
+    result = [] if value is None else [{"metric": {}, "value": [1700000000.0, value]}]
+    return {"status": "success", "data": {"resultType": "vector", "result": result}}
+
+
 def ok(**overrides: object) -> Measurement:
     values = {"requests": 500.0, "p95_ms": 30.0, "success_rate": 99.9, "memory_mb": 60.0}
     values.update(overrides)

@@ -110,7 +110,7 @@ def rolled_back_run() -> dict[str, Any]:
         "thresholds": resolve_thresholds("partial").to_dict(),
         "measurements": failed,
         "judge": {},
-        "failed_task": "Analyse the new pool, gate partial",
+        "failed_task": "Decide the gate partial 50%",
         "time": iso_z(start + datetime.timedelta(seconds=2 * INTERVAL + 1)),
     }
     return files

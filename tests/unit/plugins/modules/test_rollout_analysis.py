@@ -24,6 +24,8 @@ from ansible_collections.msgroute.rollout.plugins.module_utils.measurement impor
 from ansible_collections.msgroute.rollout.plugins.module_utils.thresholds import PHASES
 from ansible_collections.msgroute.rollout.plugins.modules import rollout_analysis
 
+from tests.unit.plugins.module_utils.gate_samples import prometheus_answer
+
 BOUNDS = (0.005, 0.045, 0.048, 0.05, 0.1, math.inf)
 MIB = 1024 * 1024
 
@@ -518,11 +520,6 @@ def test_missing_scipy_is_reported(capsys: pytest.CaptureFixture, monkeypatch: p
 # ------------------------------------------------------------------------------------------ prometheus
 
 
-def prometheus_answer(value: str | None) -> dict:
-    result = [] if value is None else [{"metric": {}, "value": [1700000000.0, value]}]
-    return {"status": "success", "data": {"resultType": "vector", "result": result}}
-
-
 @dataclass
 class FakePrometheus:
     values: dict[str, str | None]
@@ -867,3 +864,134 @@ def test_fetch_text_reports_refused_connection() -> None:
         msg_http.fetch_text(f"http://127.0.0.1:{port}/metrics", 2)
     assert failure.value.url == f"http://127.0.0.1:{port}/metrics"
     assert "refused" in failure.value.cause.lower()
+
+
+# ------------------------------------------------------------------------ one measurement per task (modes)
+
+
+def measured_one_at_a_time(
+    args: dict[str, Any], capsys: pytest.CaptureFixture, **deps: Any
+) -> tuple[list[dict], tuple[int, dict]]:
+    """plan, measure until decided (each task given the previous progress), decide: as analyse.yml does."""
+    rc, plan = run_module({**args, "mode": "plan"}, capsys, **deps)
+    assert (rc, plan["measured"], plan["verdict"]) == (0, False, "NotMeasured")
+    ticks: list[dict] = []
+    progress: dict = {}
+    for _attempt in range(plan["attempts"]):
+        rc, tick = run_module({**args, "mode": "measure", "progress": progress}, capsys, **deps)
+        assert rc == 0, tick
+        ticks.append(tick)
+        progress = tick["progress"]
+        if tick["decided"]:
+            break
+    measurements = [tick["measurement"] for tick in ticks]
+    return ticks, run_module(
+        {**args, "mode": "decide", "measurements": measurements, "progress": progress}, capsys, **deps
+    )
+
+
+def test_measured_one_at_a_time_the_gate_decides_as_in_one_task(capsys: pytest.CaptureFixture) -> None:
+    args = {"phase": "partial", "provider": "prometheus", "prometheus_url": "http://p:9090", "count": 4}
+    values = dict(PROM_VALUES)
+    one_task = run_module(args, capsys, fetch_json=FakePrometheus(dict(values)).fetch_json)
+    prometheus = FakePrometheus(values)
+    ticks, (rc, decided) = measured_one_at_a_time(args, capsys, fetch_json=prometheus.fetch_json)
+    assert (rc, one_task[0]) == (0, 0)
+    assert [tick["line"].split(" ", 1)[0] for tick in ticks] == ["1/4", "2/4", "3/4", "4/4"]
+    assert [tick["verdict"] for tick in ticks] == ["Running"] * 3 + ["Successful"]
+    for key in ("verdict", "message", "counts", "thresholds", "queries"):
+        assert decided[key] == one_task[1][key], key
+    assert len(decided["measurements"]) == 4 and decided["measurements"] == [t["measurement"] for t in ticks]
+    assert decided["attempts"] == 4 * 5
+
+
+def test_measured_one_at_a_time_a_failure_stops_the_loop_and_fails_the_decision(
+    capsys: pytest.CaptureFixture,
+) -> None:
+    args = {"phase": "partial", "provider": "prometheus", "prometheus_url": "http://p:9090", "count": 4}
+    prometheus = FakePrometheus({**PROM_VALUES, "histogram_quantile": "0.083"})
+    ticks, (rc, decided) = measured_one_at_a_time(args, capsys, fetch_json=prometheus.fetch_json)
+    assert len(ticks) == 1 and ticks[0]["decided"] and ticks[0]["verdict"] == "Failed"
+    assert rc == 1 and decided["verdict"] == "Failed"
+    assert decided["msg"] == (
+        "Failed: failed (1) > failure_limit (0); measurement 1/1: p95 latency 83 ms > threshold 48 ms"
+    )
+
+
+def test_measured_one_at_a_time_the_web_judge_counts_every_measured_interval(
+    capsys: pytest.CaptureFixture,
+) -> None:
+    # Each task scrapes before and after its interval; the gaps between tasks (idle here) are not measured.
+    gap = Traffic(0)
+    fleet = Fleet(
+        {
+            R1: Router([Traffic(100, quick=300), gap] * 2 + [Traffic(100, quick=300)]),
+            R2: Router([Traffic(100, quick=300), gap] * 2 + [Traffic(100, quick=300)]),
+            L1: Router([Traffic(200, quick=600), gap] * 2 + [Traffic(200, quick=600)]),
+        }
+    )
+    ticks, (rc, decided) = measured_one_at_a_time(judged_args(), capsys, fetch_text=fleet.fetch_text)
+    assert rc == 0, decided
+    assert len(ticks) == 3 and "pools" in ticks[-1]["progress"]
+    latency = decided["judge"]["metrics"]["latency"]
+    assert latency["samples"] == {"new": 2400, "legacy": 2400}
+    assert decided["verdict"] == "Successful"
+    assert "; baseline judge Successful (score 100 >= pass_score 95)" in decided["message"]
+
+
+def test_the_first_measurement_waits_the_initial_delay_then_one_interval(
+    capsys: pytest.CaptureFixture,
+) -> None:
+    sleeper = Sleeper()
+    args = {
+        "phase": "partial",
+        "provider": "prometheus",
+        "prometheus_url": "http://p:9090",
+        "initial_delay": 7,
+        "interval": 3,
+        "mode": "measure",
+    }
+    prometheus = FakePrometheus(dict(PROM_VALUES))
+    rc, first = run_module(args, capsys, sleep=sleeper, fetch_json=prometheus.fetch_json)
+    assert rc == 0 and sleeper.slept == [7.0, 3.0]
+    assert first["progress"]["run_started"] > first["progress"]["delay_started"]
+    rc, second = run_module(
+        {**args, "progress": first["progress"]}, capsys, sleep=sleeper, fetch_json=prometheus.fetch_json
+    )
+    assert rc == 0 and sleeper.slept == [7.0, 3.0, 3.0]
+    assert second["progress"]["run_started"] == first["progress"]["run_started"]
+
+
+def test_check_mode_measures_nothing_in_any_mode(capsys: pytest.CaptureFixture) -> None:
+    prometheus = FakePrometheus(dict(PROM_VALUES))
+    for mode in ("plan", "measure", "decide"):
+        args = {"phase": "partial", "provider": "prometheus", "prometheus_url": "http://p:9090"}
+        rc, result = run_module(
+            {**args, "mode": mode, "_ansible_check_mode": True}, capsys, fetch_json=prometheus.fetch_json
+        )
+        assert (rc, result["verdict"], result["measured"]) == (0, "NotMeasured", False), mode
+        assert result["message"].endswith("; not measured")
+    assert prometheus.calls == []
+
+
+def test_a_decision_without_enough_measurements_is_an_error(capsys: pytest.CaptureFixture) -> None:
+    args = {"phase": "partial", "provider": "prometheus", "prometheus_url": "http://p:9090", "count": 3}
+    rc, tick = run_module(
+        {**args, "mode": "measure"}, capsys, fetch_json=FakePrometheus(dict(PROM_VALUES)).fetch_json
+    )
+    rc, decided = run_module(
+        {**args, "mode": "decide", "measurements": [tick["measurement"]], "progress": tick["progress"]},
+        capsys,
+    )
+    assert rc == 1 and decided["verdict"] == "Error"
+    assert decided["msg"].startswith("Error: the run ended undecided; 1 of 3 measurements taken")
+
+
+def test_a_measurement_that_is_not_one_is_refused(capsys: pytest.CaptureFixture) -> None:
+    args = {"phase": "partial", "provider": "prometheus", "prometheus_url": "http://p:9090", "mode": "decide"}
+    rc, result = run_module({**args, "measurements": [{"p95_ms": 3}]}, capsys)
+    assert rc == 1 and "measurements: each needs a verdict" in result["msg"]
+    rc, result = run_module({**args, "progress": {"count": -2}}, capsys)
+    assert rc == 1 and "progress: not a run's progress" in result["msg"]
+    rc, result = run_module({**args, "progress": {"run_started": "noon"}}, capsys)
+    assert rc == 1 and "progress.run_started: expected seconds since the epoch, got 'noon'" in result["msg"]
