@@ -10,6 +10,7 @@ from ansible_collections.msgroute.rollout.plugins.module_utils.measurement impor
     MetricNames,
     assess,
     measure_from_scrapes,
+    measurement_from_dict,
     pool_requests,
 )
 from ansible_collections.msgroute.rollout.plugins.module_utils.thresholds import (
@@ -217,3 +218,13 @@ def test_pool_requests_are_recorded_and_never_judged() -> None:
         k: v for k, v in plain.to_dict().items() if k != "pool_requests"
     }
     assert Measurement(verdict=ERROR).to_dict()["pool_requests"] is None
+
+
+def test_a_measurement_round_trips_with_its_pool_requests():
+    measurement = Measurement(
+        verdict=SUCCESSFUL, requests=1200.0, pool_requests={"new": 1200.0, "legacy": 1195.0}
+    )
+    back = measurement_from_dict(measurement.to_dict())
+    assert back.pool_requests == {"new": 1200.0, "legacy": 1195.0}
+    with pytest.raises(ValueError, match="pool_requests"):
+        measurement_from_dict({**measurement.to_dict(), "pool_requests": [1, 2]})
