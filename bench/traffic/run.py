@@ -27,12 +27,6 @@ import sys
 import threading
 import time
 
-from ansible_collections.msgroute.rollout.plugins.module_utils.traffic_runtime import (
-    Client,
-    Values,
-    with_peers,
-)
-
 from router_app.loadgen import Tally
 from tests.support import RESULTS
 from tests.support import traffic_world as world
@@ -185,30 +179,32 @@ def first_answer_from_a_new_member(repeats: int = 5) -> dict:
     member's own request counter (polled every 5 ms)."""
     third = world.NEW[0].removesuffix("-1") + "-3"
     world.backends("--limit", "routers", "-e", '{"router_instances": 3}')
-    client = Client(LB1.container, 8081)
+    client = world.Client(LB1.container, 8081)
     seconds = []
     try:
         world.applied(weight=50, shadow=0)
         base = client.get()
         members = {pool: [{k: m[k] for k in ("name", "address", "peer")} for m in base["members"][pool]]
                    for pool in ("legacy", "new")}  # fmt: skip
+        # Container addresses are IPv4 already: the peer is the address.
         address = world.docker(
             "inspect", "-f", f'{{{{(index .NetworkSettings.Networks "{world.NETWORK}").IPAddress}}}}', third
         ).stdout.strip()
         port = world.PORT_BASE + 83
-        added = {**members, "new": [*members["new"], {"name": third, "address": f"{address}:8080"}]}
+        peer = f"{address}:8080"
+        added = {**members, "new": [*members["new"], {"name": third, "address": peer, "peer": peer}]}
         running = LB1.load(16, rate=400).start()
         try:
             for _ in range(repeats):
                 before = answered(port)
                 started = time.monotonic()
-                client.put(Values(50, 0), with_peers(added, {}))
+                client.put(world.Values(50, 0), added)
                 while answered(port) <= before:
                     if time.monotonic() - started > 10:
                         raise RuntimeError(f"{third} got no request within 10 s of joining the pool")
                     time.sleep(0.005)
                 seconds.append(time.monotonic() - started)
-                client.put(Values(50, 0), with_peers(members, {}))
+                client.put(world.Values(50, 0), members)
                 time.sleep(0.5)
         finally:
             tally = running.stop()

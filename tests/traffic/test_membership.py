@@ -87,14 +87,14 @@ def journey(world):
 
 
 def test_no_client_lost_a_request(journey):
-    _, tallies, _ = journey
+    tallies = journey[1]
     for tally in tallies:
         assert tally.requests > 2000, tally.snapshot()
         assert tally.failed == 0, tally.snapshot()
 
 
 def test_nginx_was_never_reloaded_or_restarted(journey):
-    seen, _, loaded_before = journey
+    seen, loaded_before = journey[0], journey[2]
     for lb in LBS:
         loaded = {states[lb.host]["loaded_at"] for states in _states(seen)}
         assert loaded == {loaded_before[lb.host]}, lb.host
@@ -105,7 +105,7 @@ def _states(seen: dict) -> list[dict]:
 
 
 def test_each_step_served_its_members(journey):
-    seen, _, _ = journey
+    seen = journey[0]
     legacy, new = sorted(LEGACY), sorted(NEW)
     expected = {
         "before shadow": (legacy, [], 0, 0),
@@ -124,7 +124,7 @@ def test_each_step_served_its_members(journey):
 
 
 def test_members_taken_out_had_finished_their_requests(journey):
-    seen, _, _ = journey
+    seen = journey[0]
     for step, gone in (("scaled to 1", ("scaled to 3", "new")), ("full", ("scaled to 2", "legacy"))):
         for host, state in seen[step].items():
             removed = peers(seen[gone[0]][host], gone[1]) - peers(state, gone[1])
@@ -133,7 +133,7 @@ def test_members_taken_out_had_finished_their_requests(journey):
 
 
 def test_the_split_stays_exact_after_scaling(journey):
-    seen, _, _ = journey
+    seen = journey[0]
     total, share = seen["share with 3"]
     assert total > 400, total
     assert abs(share - 50) <= 1, share

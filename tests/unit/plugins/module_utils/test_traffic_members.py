@@ -34,7 +34,7 @@ class FakeNginx:
             out = f"{ip}      STREAM {command[-1]}\n{ip}      DGRAM  \n" if ip else ""
             return subprocess.CompletedProcess(command, 0 if ip else 2, out, "")
         request = command[-1]
-        line, _, body = request.partition("\r\n\r\n")
+        line, body = request.split("\r\n\r\n", 1)
         if line.startswith("PUT "):
             query = dict(pair.split("=") for pair in line.split("?", 1)[1].split(" ")[0].split("&"))
             self.state.update({key: int(value) for key, value in query.items()})
@@ -54,7 +54,7 @@ def client(nginx: FakeNginx) -> rt.Client:
 def test_a_put_with_members_carries_them_as_json_with_their_length():
     members = rt.with_peers({"legacy": LEGACY, "new": []}, {})
     request = rt.build_request("PUT", rt.Values(0, 0), members=members)
-    head, _, body = request.partition("\r\n\r\n")
+    head, body = request.split("\r\n\r\n", 1)
     assert json.loads(body) == {"members": members}
     assert f"Content-Length: {len(body.encode())}" in head
 
