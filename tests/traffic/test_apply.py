@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tests.support.traffic_world import (
     INVENTORY,
     LB1,
     LBS,
+    LEGACY,
     NEW,
     SUITE,
     applied,
@@ -46,7 +49,11 @@ def test_check_diff_shows_the_change_and_changes_nothing(steady):
     runtime = runtime_line("\n".join(line for line in run.output.splitlines() if line.startswith("+")))
     assert (runtime["new_weight"], runtime["shadow_percent"]) == (35, 5)
     assert sorted(m["name"] for m in runtime["members"]["new"]) == sorted(NEW)
-    assert "+new_weight: 35" in run.output  # the runtime switch's own diff
+    assert "+new_weight: 35" in run.output  # the runtime switch's own diff, with each pool's members
+    # (the members come right after the values, so the diff's context shows legacy's)
+    for name in LEGACY:
+        member = re.compile(rf"^ +- {re.escape(name)} \d+\.\d+\.\d+\.\d+:8080$", re.M)
+        assert member.search(run.output), run.output[-3000:]
     unchanged(steady)
 
 

@@ -8,7 +8,7 @@ every step by the traffic role on both lb hosts, as the playbooks call it:
 3. full: legacy retired (its members drained by the switch), then its containers stopped;
 4. a rollback from full: legacy's containers started again (new addresses), legacy back at 100 %.
 
-Then a cold restart of each nginx at two phases serves exactly the weights and members it served before, and
+Then a cold restart of each nginx at each phase serves exactly the weights and members it served before, and
 retiring legacy while it still answers a (slow) request waits for that request before the switch returns.
 """
 
@@ -147,8 +147,12 @@ def test_legacy_answers_again_after_the_rollback_from_full(journey):
 
 @pytest.mark.parametrize(
     "variables",
-    [{"weight": 50, "shadow": 10, "router_instances": 1}, {"weight": 100, "shadow": 0, "legacy": False}],
-    ids=["partial 50 with one new router", "full with legacy retired"],
+    [
+        {"weight": 0, "shadow": 10},
+        {"weight": 50, "shadow": 10, "router_instances": 1},
+        {"weight": 100, "shadow": 0, "legacy": False},
+    ],
+    ids=["shadow", "partial 50 with one new router", "full with legacy retired"],
 )
 def test_a_cold_restart_serves_the_same_split_and_members(journey, variables):
     applied(**variables)
