@@ -102,7 +102,7 @@ monitoring: prepare
 # Role redis's real container under h5redis-* names (image h5redis/redis:test, built by role images from the
 # local Debian base prepare made), removed with everything it made at the end.
 redis: prepare
-	pytest -q tests/redis $(PYTEST_ARGS)
+	pytest -q tests/redis_role $(PYTEST_ARGS)
 
 integration: prepare
 	pytest -q tests/integration $(PYTEST_ARGS)
@@ -116,7 +116,7 @@ molecule: prepare
 	$(MOLECULE_TRAFFIC)
 
 test: prepare lint test-tools
-	pytest tests/unit tests/browser tests/promtool tests/router_app_integration tests/traffic tests/monitoring tests/redis tests/integration tests/e2e $(PYTEST_ARGS)
+	pytest tests/unit tests/browser tests/promtool tests/router_app_integration tests/traffic tests/monitoring tests/redis_role tests/integration tests/e2e $(PYTEST_ARGS)
 	molecule test -s router
 	$(MOLECULE_TRAFFIC)
 

@@ -1,6 +1,6 @@
-"""The redis suite's world: role redis's real container (tests/redis/inventory.yml), deployed once for the
-module under h5redis-* names and removed with everything it made (container, volume, configuration, network,
-image), whatever the tests found. MSGROUTE_REDIS_KEEP=1 keeps it for a look."""
+"""The redis suite's world: role redis's real container (tests/redis_role/inventory.yml), deployed once for
+the module under h5redis-* names and removed with everything it made (container, volume, configuration,
+network, image), whatever the tests found. MSGROUTE_REDIS_KEEP=1 keeps it for a look."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from tests.support import ROOT
 from tests.support.playbooks import PlaybookRun, run_playbook
 from tests.support.processes import docker
 
-SUITE = ROOT / "tests" / "redis"
+SUITE = ROOT / "tests" / "redis_role"
 CONTAINER = "h5redis-redis"
 VOLUME = "h5redis-redis-data"
 NETWORK = "h5redis-net"

@@ -1,11 +1,11 @@
-"""Role redis for real: the durable queue's Redis in its container, as role redis runs it (tests/redis)."""
+"""Role redis for real: the durable queue's Redis in its container, as the role runs it (tests/redis_role)."""
 
 from __future__ import annotations
 
 import json
 import time
 
-from tests.redis.conftest import CONFIG_DIR, CONTAINER, NETWORK, VOLUME, World
+from tests.redis_role.conftest import CONFIG_DIR, CONTAINER, NETWORK, VOLUME, World
 from tests.support.processes import docker
 
 
